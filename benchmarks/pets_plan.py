@@ -1,0 +1,154 @@
+"""Seconds per PETS planned action with mbrl-lib's cartpole planning configuration.
+
+Configuration (mbrl-lib ``pets`` on cartpole): ensemble of 7 Gaussian MLPs with 4 hidden layers
+of 200 SiLU units, CEM with population 350, horizon 15, 5 iterations, 10% elites, 20 particles,
+TS-1 propagation, on the PETS cart-pole (obs 4, the angle as sin/cos, action 1).
+
+Reports, after a warm-up call and as the median of several timed calls:
+- seconds per planned action for one environment;
+- the model FLOPs per action (counted from the layer sizes, and XLA's own cost analysis of the
+  compiled program) and the achieved FLOP/s;
+- actions per second when planning for a batch of environments at once (vmapped); batches
+  whose estimated time per call exceeds ``--max-seconds`` are skipped and say so;
+- compile time, apart.
+
+Writes JSON (``--out``) with the device, JAX version and configuration.
+
+    python benchmarks/pets_plan.py --out benchmarks/results/pets_plan-cpu.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import platform
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+
+from wmjax import planners
+from wmjax.models import ensemble as ensemble_lib
+from wmjax.models import propagation
+from wmjax.types import Spec
+
+CONFIG = dict(ensemble_size=7, num_elites=7, hidden_sizes=(200, 200, 200, 200),
+              activation="silu", population=350, horizon=15, iterations=5, elite_fraction=0.1,
+              num_particles=20, propagation="ts1", obs_size=4, action_size=1, angle_dims=(1,))
+
+
+def model_flops_per_eval(cfg: dict) -> int:
+  """FLOPs of one member evaluation (2 per multiply-add; activations not counted)."""
+  sizes = [cfg["obs_size"] + len(cfg["angle_dims"]) + cfg["action_size"],
+           *cfg["hidden_sizes"], 2 * (cfg["obs_size"] + 1)]
+  return sum(2 * a * b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+
+
+def build(cfg: dict):
+  ens = ensemble_lib.make_ensemble(ensemble_lib.EnsembleConfig(
+      obs_size=cfg["obs_size"], action_size=cfg["action_size"],
+      ensemble_size=cfg["ensemble_size"], num_elites=cfg["num_elites"],
+      hidden_sizes=cfg["hidden_sizes"], activation=cfg["activation"],
+      angle_dims=cfg["angle_dims"]))
+  planner = planners.make_cem(cfg["horizon"], cfg["population"], iterations=cfg["iterations"],
+                              elite_fraction=cfg["elite_fraction"])
+  spec = Spec(obs_shape=(cfg["obs_size"],), action_shape=(cfg["action_size"],))
+
+  def act(model_state, key, obs, plan_state):
+    objective = propagation.make_objective(ens, model_state, obs,
+                                           num_particles=cfg["num_particles"],
+                                           propagation=cfg["propagation"])
+    return planner.plan(plan_state, key, objective)
+
+  model_state = ens.init(jax.random.PRNGKey(0))
+  return act, model_state, planner.init(spec)
+
+
+def time_calls(fn, args, repeats: int) -> tuple[float, float, list[float]]:
+  t0 = time.perf_counter()
+  jax.block_until_ready(fn(*args))
+  first = time.perf_counter() - t0
+  times = []
+  for _ in range(repeats):
+    t0 = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    times.append(time.perf_counter() - t0)
+  return first, statistics.median(times), times
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--out", type=pathlib.Path, default=None, help="JSON output path")
+  parser.add_argument("--repeats", type=int, default=5, help="timed calls per measurement")
+  parser.add_argument("--batches", type=str, default="1,64,1024",
+                      help="comma-separated batch sizes of environments planned at once")
+  parser.add_argument("--max-seconds", type=float, default=60.0,
+                      help="skip a batch whose estimated time per call exceeds this")
+  args = parser.parse_args()
+
+  cfg = CONFIG
+  act, model_state, plan_state = build(cfg)
+  obs = jnp.array([0.0, 0.1, 0.0, 0.0])
+  evals = cfg["population"] * cfg["num_particles"] * cfg["horizon"] * cfg["iterations"]
+  flops_counted = evals * model_flops_per_eval(cfg)
+
+  single = jax.jit(act)
+  key = jax.random.PRNGKey(1)
+  t0 = time.perf_counter()
+  compiled = single.lower(model_state, key, obs, plan_state).compile()
+  compile_s = time.perf_counter() - t0
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, list) else cost
+  xla_flops = float(cost.get("flops", float("nan"))) if cost else float("nan")
+  first, median, times = time_calls(single, (model_state, key, obs, plan_state), args.repeats)
+
+  result = {
+      "benchmark": "pets_plan",
+      "device": jax.devices()[0].device_kind, "platform": jax.default_backend(),
+      "num_devices": jax.device_count(), "cpu": platform.processor() or platform.machine(),
+      "jax_version": jax.__version__, "config": cfg,
+      "date": time.strftime("%Y-%m-%d"),
+      "compile_s": compile_s,
+      "seconds_per_action": median, "seconds_per_action_all": times,
+      "model_evals_per_action": evals,
+      "model_flops_per_action": flops_counted,
+      "xla_flops_per_action": xla_flops,
+      "achieved_flops_per_s": flops_counted / median,
+      "reference": {"mbrl_lib_pytorch_cpu_s_per_action": 2.5, "target_s_per_action": 1.0},
+      "batches": [],
+  }
+  print(f"device {result['device']} ({result['platform']}), jax {jax.__version__}")
+  print(f"compile {compile_s:.1f} s; {median:.3f} s per planned action (median of "
+        f"{args.repeats}); {flops_counted / 1e9:.1f} GFLOP per action counted "
+        f"({xla_flops / 1e9:.1f} by XLA); {flops_counted / median / 1e9:.1f} GFLOP/s achieved")
+
+  batched = jax.jit(jax.vmap(act, in_axes=(None, 0, 0, 0)))
+  for b in [int(x) for x in args.batches.split(",") if x]:
+    estimate = median * b
+    entry = {"batch": b}
+    if estimate > args.max_seconds and b > 1:
+      entry["skipped"] = f"estimated {estimate:.0f} s per call > --max-seconds {args.max_seconds}"
+      print(f"batch {b:5d}: skipped ({entry['skipped']})")
+      result["batches"].append(entry)
+      continue
+    keys = jax.random.split(jax.random.PRNGKey(2), b)
+    obs_b = jnp.tile(obs, (b, 1))
+    plan_b = jax.tree.map(lambda x, b=b: jnp.broadcast_to(x, (b, *x.shape)), plan_state)
+    first_b, med_b, _ = time_calls(batched, (model_state, keys, obs_b, plan_b),
+                                   max(1, min(args.repeats, 3)))
+    entry.update(seconds_per_call=med_b, actions_per_s=b / med_b,
+                 compile_and_first_s=first_b, achieved_flops_per_s=b * flops_counted / med_b)
+    print(f"batch {b:5d}: {med_b:.3f} s per call, {b / med_b:.2f} actions/s, "
+          f"{b * flops_counted / med_b / 1e9:.1f} GFLOP/s")
+    result["batches"].append(entry)
+
+  if args.out:
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,151 @@
+"""``make("suite/name")``: every environment wmjax knows, behind one name space.
+
+Suites: ``dmc/<Task>`` (every DM Control task in MuJoCo Playground, on MJX with ``impl='jax'``),
+``brax/<name>`` (every brax env, MJX backend by default), ``pets/cartpole`` (the PETS paper's
+cart-pole) and ``fast/<name>`` (tiny envs for tests).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import functools
+from collections.abc import Callable
+
+import numpy as np
+
+from wmjax.envs import wrappers
+
+__all__ = ["make", "names", "register", "EnvEntry"]
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvEntry:
+  """How to build one registered env: ``build(**kwargs) -> (env, ctrl_low, ctrl_high)``."""
+
+  build: Callable
+  episode_length: int
+  action_repeat: int = 1
+  reward_fn: Callable | None = None   # known reward on normalised actions, if any
+  description: str = ""
+
+
+_REGISTRY: dict[str, EnvEntry] = {}
+
+
+def register(name: str, entry: EnvEntry) -> None:
+  """Adds an env under ``suite/name``."""
+  if "/" not in name:
+    raise ValueError(f"env names are 'suite/name', got {name!r}")
+  _REGISTRY[name] = entry
+
+
+def _ctrl_range(mj_model, action_size: int):
+  ranges = np.asarray(mj_model.actuator_ctrlrange, np.float32).reshape(-1, 2)
+  limited = ranges[:, 1] > ranges[:, 0]
+  low = np.where(limited, ranges[:, 0], -1.0)
+  high = np.where(limited, ranges[:, 1], 1.0)
+  if low.shape[0] != action_size:
+    return -np.ones(action_size, np.float32), np.ones(action_size, np.float32)
+  return low, high
+
+
+def _build_dmc(task: str, **kwargs):
+  from mujoco_playground import registry as mp_registry
+
+  overrides = {"impl": "jax", **kwargs.pop("config_overrides", {})}
+  env = mp_registry.load(task, config_overrides=overrides, **kwargs)
+  return (env, *_ctrl_range(env.mj_model, env.action_size))
+
+
+def _build_brax(name: str, backend: str = "mjx", **kwargs):
+  from brax import envs as brax_envs
+
+  env = brax_envs.get_environment(name, backend=backend, **kwargs)
+  sys = getattr(env, "sys", None)
+  if sys is not None and hasattr(sys, "mj_model"):
+    return (env, *_ctrl_range(sys.mj_model, env.action_size))
+  ones = np.ones(env.action_size, np.float32)
+  return env, -ones, ones
+
+
+def _build_pets_cartpole(**kwargs):
+  from wmjax.envs.pets import PetsCartpole
+
+  env = PetsCartpole(**kwargs)
+  return (env, *_ctrl_range(env.sys.mj_model, env.action_size))
+
+
+def _build_point_mass(**kwargs):
+  from wmjax.envs.fast import PointMass
+
+  env = PointMass(**kwargs)
+  ones = np.ones(env.action_size, np.float32)
+  return env, -ones, ones
+
+
+@functools.cache
+def _register_builtin() -> None:
+  from brax import envs as brax_envs
+  from mujoco_playground import dm_control_suite
+
+  from wmjax.envs import fast, pets
+
+  for task in dm_control_suite.ALL_ENVS:
+    register(f"dmc/{task}", EnvEntry(functools.partial(_build_dmc, task), episode_length=1000,
+                                     description="DM Control (MuJoCo Playground, MJX)"))
+  for name in sorted(brax_envs._envs):  # noqa: SLF001 (brax has no public list of names)
+    register(f"brax/{name}", EnvEntry(functools.partial(_build_brax, name), episode_length=1000,
+                                      description="brax (MJX backend)"))
+  register("pets/cartpole", EnvEntry(_build_pets_cartpole, episode_length=200,
+                                     reward_fn=pets.reward,
+                                     description="PETS paper cart-pole swing-up (MJX)"))
+  register("fast/PointMass", EnvEntry(_build_point_mass, episode_length=50,
+                                      reward_fn=fast.PointMass.reward,
+                                      description="2-D point mass to the origin (tests)"))
+
+
+def names() -> list[str]:
+  """Every registered env name, sorted."""
+  _register_builtin()
+  return sorted(_REGISTRY)
+
+
+def entry(name: str) -> EnvEntry:
+  _register_builtin()
+  if name not in _REGISTRY:
+    close = difflib.get_close_matches(name, _REGISTRY, n=5, cutoff=0.4)
+    lowered = [n for n in _REGISTRY if name.lower().split("/")[-1] in n.lower()]
+    suggestions = list(dict.fromkeys(close + lowered))[:6]
+    hint = f" Did you mean: {', '.join(suggestions)}?" if suggestions else ""
+    raise ValueError(
+        f"unknown environment {name!r}.{hint} Run `wmjax envs` to list all "
+        f"{len(_REGISTRY)} environments (suites: dmc/, brax/, pets/, fast/)."
+    )
+  return _REGISTRY[name]
+
+
+def make(name: str, *, episode_length: int | None = None, action_repeat: int | None = None,
+         **kwargs) -> wrappers.RegisteredEnv:
+  """Builds a registered env, wrapped: actions in ``[-1, 1]``, episode limit, action repeat.
+
+  Args:
+    name: ``suite/name``, e.g. ``dmc/CartpoleSwingup``, ``brax/hopper``, ``pets/cartpole``.
+    episode_length: env steps per episode (before action repeat); the suite's default if None.
+    action_repeat: env steps per agent step (rewards summed); 1 if None.
+    **kwargs: passed to the underlying env's constructor.
+
+  The result follows brax's interface (``reset(key)``, ``step(state, action)``) for one env;
+  vmap it for a batch. ``env.spec`` is its :class:`~wmjax.types.Spec`.
+  """
+  e = entry(name)
+  episode_length = e.episode_length if episode_length is None else int(episode_length)
+  action_repeat = e.action_repeat if action_repeat is None else int(action_repeat)
+  if episode_length < 1 or action_repeat < 1:
+    raise ValueError(f"episode_length and action_repeat must be >= 1, got {episode_length}, "
+                     f"{action_repeat}")
+  env, low, high = e.build(**kwargs)
+  # A known per-step reward describes one env step; with action repeat it no longer applies.
+  reward_fn = e.reward_fn if action_repeat == 1 else None
+  return wrappers.wrap(env, name=name, episode_length=episode_length, action_repeat=action_repeat,
+                       ctrl_low=low, ctrl_high=high, reward_fn=reward_fn)

@@ -1,0 +1,1 @@
+"""Run folders, checkpoints, plots and the drivers that call the jitted programs."""

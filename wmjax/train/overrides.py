@@ -1,0 +1,63 @@
+"""``--set key=value`` overrides onto a frozen config dataclass and a Hyper NamedTuple."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+
+__all__ = ["apply_overrides", "parse_value"]
+
+
+def parse_value(text: str, annotation, default):
+  """Parses ``text`` to the type of a field (by its annotation, else its default's type)."""
+  hint = str(annotation)
+  if text.lower() in ("none", "null") and ("None" in hint or default is None):
+    return None
+  if isinstance(default, bool) or hint == "bool":
+    if text.lower() in ("1", "true", "yes", "on"):
+      return True
+    if text.lower() in ("0", "false", "no", "off"):
+      return False
+    raise ValueError(f"expected true/false, got {text!r}")
+  if isinstance(default, tuple) or "tuple" in hint:
+    parts = [p for p in text.replace("(", "").replace(")", "").split(",") if p.strip()]
+    return tuple(int(p) for p in parts)
+  if isinstance(default, int) or hint.startswith("int"):
+    return int(text)
+  if isinstance(default, float) or "float" in hint:
+    return float(text)
+  return text
+
+
+def apply_overrides(config, hyper, sets: list[str]):
+  """Returns ``(config, hyper)`` with each ``key=value`` in ``sets`` applied.
+
+  Keys are the fields of the config dataclass or of the Hyper NamedTuple; an unknown key gets
+  an error listing the fields (and the close ones).
+  """
+  config_fields = {f.name: f for f in dataclasses.fields(config)}
+  hints = typing.get_type_hints(type(config))
+  hyper_fields = list(type(hyper)._fields)
+  config_updates, hyper_updates = {}, {}
+  for item in sets:
+    if "=" not in item:
+      raise ValueError(f"--set takes key=value, got {item!r}")
+    key, text = item.split("=", 1)
+    key = key.strip()
+    try:
+      if key in config_fields:
+        config_updates[key] = parse_value(text.strip(), hints.get(key),
+                                          getattr(config, key))
+      elif key in hyper_fields:
+        hyper_updates[key] = float(text)
+      else:
+        every = sorted(config_fields) + hyper_fields
+        close = difflib.get_close_matches(key, every, n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise KeyError(
+            f"--set {key}: not a setting.{hint} Settings: {', '.join(sorted(config_fields))}; "
+            f"hyperparameters: {', '.join(hyper_fields)}.")
+    except ValueError as e:
+      raise ValueError(f"--set {item}: {e}") from e
+  return dataclasses.replace(config, **config_updates), hyper._replace(**hyper_updates)

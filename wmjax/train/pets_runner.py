@@ -1,0 +1,216 @@
+"""The PETS driver: Python calls one jitted, seed-vmapped episode at a time; it only logs,
+checkpoints, evaluates and draws the curve.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import pathlib
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from wmjax import envs
+from wmjax.agents import pets as pets_lib
+from wmjax.train.checkpoint import Checkpointer
+from wmjax.train.overrides import apply_overrides
+from wmjax.train.plots import plot_curve
+from wmjax.train.rundir import RunDir
+
+__all__ = ["TrainingDiverged", "train_pets", "load_pets_run", "evaluate_pets_run"]
+
+
+class TrainingDiverged(RuntimeError):
+  pass
+
+
+@dataclasses.dataclass
+class _Built:
+  env: object
+  config: pets_lib.PETSConfig
+  hyper: pets_lib.PETSHyper
+  pets: pets_lib.PETS
+  num_episodes: int        # real episodes in all (random + planned)
+  planned_episodes: int
+
+
+def _build(env_name: str, steps: int, config: pets_lib.PETSConfig,
+           hyper: pets_lib.PETSHyper) -> _Built:
+  env = envs.make(env_name, action_repeat=config.action_repeat,
+                  episode_length=config.episode_length)
+  per_episode = env.steps_per_episode
+  num_episodes = max(1, math.ceil(steps / per_episode))
+  planned = num_episodes - config.initial_episodes
+  if planned < 1:
+    raise ValueError(
+        f"--steps {steps} gives {num_episodes} episode(s) of {per_episode} agent steps, all "
+        f"spent on the {config.initial_episodes} random initial episode(s); ask for at least "
+        f"{(config.initial_episodes + 1) * per_episode} steps.")
+  pets = pets_lib.make_pets(env, config, total_steps=num_episodes * per_episode)
+  return _Built(env, config, hyper, pets, num_episodes, planned)
+
+
+def _stack_hyper(hyper: pets_lib.PETSHyper, seeds: int) -> pets_lib.PETSHyper:
+  return pets_lib.PETSHyper(*(jnp.full((seeds,), float(v), jnp.float32) for v in hyper))
+
+
+def _config_dict(algo, env_name, steps, seeds, seed, built: _Built) -> dict:
+  return {
+      "algo": algo, "env": env_name, "steps": steps, "seeds": seeds, "seed": seed,
+      "config": dataclasses.asdict(built.config), "hyper": built.hyper._asdict(),
+      "derived": {"steps_per_episode": built.env.steps_per_episode,
+                  "episodes": built.num_episodes, "planned_episodes": built.planned_episodes,
+                  "spec": dataclasses.asdict(built.env.spec)},
+      "jax": {"version": jax.__version__, "backend": jax.default_backend()},
+  }
+
+
+def _from_config_dict(d: dict) -> tuple[pets_lib.PETSConfig, pets_lib.PETSHyper]:
+  cfg = dict(d["config"])
+  for name, value in cfg.items():
+    if isinstance(value, list):
+      cfg[name] = tuple(value)
+  return pets_lib.PETSConfig(**cfg), pets_lib.PETSHyper(**d["hyper"])
+
+
+def _first_bad_seed(values: np.ndarray) -> list[int]:
+  return [int(i) for i in np.flatnonzero(~np.isfinite(values))]
+
+
+def train_pets(env_name: str, *, steps: int, seeds: int = 1, out: str | pathlib.Path,
+               sets: list[str] = (), resume: bool = False, seed: int = 0,
+               progress: bool = True, reference: tuple[float, str] | None = None) -> RunDir:
+  """Trains PETS on ``env_name`` for ``steps`` agent steps, ``seeds`` seeds in one program.
+
+  Writes ``config.json``, ``metrics.jsonl`` (one line per episode, per-seed lists and means),
+  ``curve.png`` and orbax checkpoints to ``out``. With ``resume``, continues from the last
+  checkpoint with the saved configuration.
+  """
+  from tqdm.auto import tqdm
+
+  run = RunDir(out, resume=resume)
+  if resume:
+    saved = run.read_config()
+    if saved["algo"] != "pets":
+      raise ValueError(f"{run.path} is a {saved['algo']} run, not pets")
+    env_name, steps, seeds, seed = saved["env"], saved["steps"], saved["seeds"], saved["seed"]
+    config, hyper = _from_config_dict(saved)
+  else:
+    if seeds < 1:
+      raise ValueError(f"--seeds must be >= 1, got {seeds}")
+    config, hyper = apply_overrides(pets_lib.default_config(env_name), pets_lib.PETSHyper(),
+                                    list(sets))
+  built = _build(env_name, steps, config, hyper)
+  if not resume:
+    run.write_config(_config_dict("pets", env_name, steps, seeds, seed, built))
+  pets, env = built.pets, built.env
+  hypers = _stack_hyper(hyper, seeds)
+  keys = jax.random.split(jax.random.PRNGKey(seed), seeds)
+  eval_key = jax.random.PRNGKey(seed + 10_000)
+
+  init_fn = jax.jit(jax.vmap(pets.init))
+  step_fn = jax.jit(jax.vmap(pets.step), donate_argnums=0)
+  eval_fn = jax.jit(jax.vmap(pets.evaluate))
+  ckpt = Checkpointer(run.checkpoint_dir)
+
+  per_episode = env.steps_per_episode
+  repeat = config.action_repeat
+  t_start = time.time()
+  if resume and ckpt.latest_step() is not None:
+    abstract = jax.eval_shape(init_fn, keys, hypers)
+    iteration, state = ckpt.restore(abstract)
+    run.truncate_metrics(iteration)
+    prior = run.read_metrics()
+    wall_offset = prior[-1]["wall_s"] if prior else 0.0
+  else:
+    run.truncate_metrics(-1)
+    state = init_fn(keys, hypers)
+    jax.block_until_ready(state)
+    iteration, wall_offset = 0, 0.0
+    ckpt.save(0, state)
+
+  bar = tqdm(total=built.num_episodes * per_episode * repeat, unit="env step",
+             disable=not progress, dynamic_ncols=True,
+             desc=f"PETS {env_name} x{seeds} seed{'s' if seeds > 1 else ''}")
+  bar.update((config.initial_episodes + iteration) * per_episode * repeat)
+  last_good = iteration
+  try:
+    while iteration < built.planned_episodes:
+      state, metrics = step_fn(state, hypers)
+      metrics = jax.device_get(metrics)
+      iteration += 1
+      loss = np.asarray(metrics.get("model/loss", np.zeros(seeds)))
+      if not np.all(np.isfinite(loss)):
+        raise TrainingDiverged(
+            f"non-finite model loss at planned episode {iteration} (agent step "
+            f"{(config.initial_episodes + iteration) * per_episode}) for seed(s) "
+            f"{_first_bad_seed(loss)}; stopped. The last good checkpoint (iteration "
+            f"{last_good}) is kept in {ckpt.directory}. Try a lower model_lr.")
+      record = {
+          "iteration": iteration,
+          "agent_steps": (config.initial_episodes + iteration) * per_episode,
+          "env_steps": (config.initial_episodes + iteration) * per_episode * repeat,
+          "wall_s": wall_offset + time.time() - t_start,
+      }
+      for k, v in metrics.items():
+        record[k] = np.asarray(v)
+        record[k + "_mean"] = float(np.mean(v))
+      do_eval = (config.eval_every > 0 and iteration % config.eval_every == 0) or (
+          iteration == built.planned_episodes)
+      if do_eval:
+        returns = np.asarray(eval_fn(state, jax.random.split(
+            jax.random.fold_in(eval_key, iteration), seeds), hypers))   # [seeds, episodes]
+        record["eval/episode_return"] = returns.mean(axis=1)
+        record["eval/episode_return_mean"] = float(returns.mean())
+      ckpt.save(iteration, state)
+      last_good = iteration
+      run.log(record)
+      plot_curve(run.read_metrics(), run.path / "curve.png",
+                 title=f"PETS on {env_name} ({seeds} seed{'s' if seeds > 1 else ''})",
+                 reference=reference)
+      bar.update(per_episode * repeat)
+      post = {"return": f"{record['train/episode_return_mean']:.1f}"}
+      if do_eval:
+        post["eval"] = f"{record['eval/episode_return_mean']:.1f}"
+      bar.set_postfix(post)
+  finally:
+    bar.close()
+    ckpt.close()
+  return run
+
+
+def load_pets_run(run_dir: str | pathlib.Path):
+  """Rebuilds a PETS run from its folder: ``(built, state, config_dict)`` at the last checkpoint."""
+  run = RunDir(run_dir, resume=True)
+  saved = run.read_config()
+  if saved["algo"] != "pets":
+    raise ValueError(f"{run.path} is a {saved['algo']} run; only pets runs exist so far")
+  config, hyper = _from_config_dict(saved)
+  built = _build(saved["env"], saved["steps"], config, hyper)
+  keys = jax.random.split(jax.random.PRNGKey(saved["seed"]), saved["seeds"])
+  hypers = _stack_hyper(hyper, saved["seeds"])
+  abstract = jax.eval_shape(jax.vmap(built.pets.init), keys, hypers)
+  ckpt = Checkpointer(run.checkpoint_dir)
+  try:
+    if ckpt.latest_step() is None:
+      raise FileNotFoundError(f"{run.path} has no checkpoint yet (checkpoints/ is empty)")
+    step, state = ckpt.restore(abstract)
+  finally:
+    ckpt.close()
+  return built, state, saved, step
+
+
+def evaluate_pets_run(run_dir: str | pathlib.Path, episodes: int = 5, seed: int = 123):
+  """Runs ``episodes`` evaluation episodes per trained seed; returns returns [seeds, episodes]."""
+  built, state, saved, step = load_pets_run(run_dir)
+  config = dataclasses.replace(built.config, eval_episodes=episodes)
+  pets = pets_lib.make_pets(built.env, config,
+                            total_steps=built.num_episodes * built.env.steps_per_episode)
+  seeds = saved["seeds"]
+  hypers = _stack_hyper(built.hyper, seeds)
+  keys = jax.random.split(jax.random.PRNGKey(seed), seeds)
+  returns = jax.jit(jax.vmap(pets.evaluate))(state, keys, hypers)
+  return np.asarray(returns), saved, step
