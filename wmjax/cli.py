@@ -19,6 +19,18 @@ train_app = typer.Typer(help="Train an agent; writes a run folder (config, metri
 app.add_typer(train_app, name="train")
 
 
+@app.callback()
+def _setup() -> None:
+  """Persistent compilation cache: a second run of the same configuration skips compiling."""
+  import os
+
+  import jax
+
+  cache = os.environ.get("WMJAX_CACHE", os.path.expanduser("~/.cache/wmjax/jax"))
+  jax.config.update("jax_compilation_cache_dir", cache)
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+
+
 def _fail(message: str) -> None:
   typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
   raise typer.Exit(code=2)

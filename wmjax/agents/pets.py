@@ -42,6 +42,7 @@ class PETSConfig:
   batch_size: int = 256
   model_train_steps: int = 500      # gradient steps per refit
   holdout_fraction: float = 0.1
+  nll_beta: float = 0.5             # beta-NLL weight; 0 is PETS' plain NLL (see ensemble.py)
   angle_dims: tuple[int, ...] = ()  # obs dims that are angles (fed to the model as sin, cos)
   known_reward: bool = False        # plan with the env's known reward instead of the learned one
   # Planner.
@@ -52,6 +53,8 @@ class PETSConfig:
   elite_fraction: float = 0.1
   num_particles: int = 20
   propagation: str = "ts1"          # ts1 | tsinf | fixed_model | expectation
+  disagreement: bool = False        # add hyper.disagreement_coef x ensemble spread to the plan
+                                    # objective (evaluates every elite per particle: E x FLOPs)
   # Evaluation.
   eval_every: int = 1               # evaluate every N planned episodes (driver); 0: only at the end
   eval_episodes: int = 1            # evaluation episodes, run in parallel (vmapped)
@@ -75,7 +78,8 @@ class PETSHyper(NamedTuple):
   weight_decay: Array | float = 5e-5
   planner_alpha: Array | float = 0.1        # CEM smoothing (0: take the elites' statistics)
   mppi_temperature: Array | float = 1.0
-  disagreement_coef: Array | float = 0.0    # >0 risk-averse, <0 optimistic (ensemble spread)
+  disagreement_coef: Array | float = 0.0    # >0 risk-averse, <0 optimistic; needs
+                                            # PETSConfig.disagreement=True
 
 
 class PETSState(NamedTuple):
@@ -92,6 +96,8 @@ class PETS(NamedTuple):
   config: PETSConfig
   init: Any        # (key, hyper) -> PETSState  (random episodes + first model fit)
   step: Any        # (state, hyper) -> (state, metrics)  one planned episode + refit
+  collect: Any     # (state, key, hyper) -> (transitions [T], valid [T], return, info)
+  update: Any      # (state, transitions, valid, return, info) -> (state, metrics)
   evaluate: Any    # (state, key, hyper) -> returns [eval_episodes]
   train: Any       # (key, hyper, num_episodes: static) -> (state, metrics [num_episodes])
   act: Any         # (model_state, key, obs, planner_state, hyper) -> (planner_state, action, info)
@@ -103,18 +109,19 @@ def default_config(env_name: str) -> PETSConfig:
   """Tuned settings per env (as Playground's ``brax_ppo_config``); generic ones otherwise."""
   if env_name == "dmc/CartpoleSwingup":
     # Sized for a 2-core CPU: the README's main job. Action repeat 8 as PlaNet on cartpole.
-    return PETSConfig(action_repeat=8, ensemble_size=5, num_elites=5, hidden_sizes=(128, 128, 128),
-                      horizon=12, population=128, iterations=4, num_particles=5,
-                      model_train_steps=400, elite_fraction=0.1, eval_every=2)
+    return PETSConfig(action_repeat=8, ensemble_size=5, num_elites=5,
+                      hidden_sizes=(128, 128, 128), horizon=12, population=128, iterations=4,
+                      num_particles=5, propagation="tsinf", model_train_steps=1000,
+                      elite_fraction=0.1, eval_every=2)
   if env_name == "pets/cartpole":
     # The PETS paper / mbrl-lib cartpole setting: horizon 15, CEM 5 x 400, 20 particles, TS-inf.
     return PETSConfig(ensemble_size=5, num_elites=5, hidden_sizes=(200, 200, 200),
                       horizon=15, population=400, iterations=5, num_particles=20,
                       propagation="tsinf", angle_dims=(1,), model_train_steps=500)
   if env_name.startswith("fast/"):
-    return PETSConfig(ensemble_size=3, num_elites=3, hidden_sizes=(32, 32), horizon=8,
-                      population=64, iterations=3, num_particles=3, model_train_steps=150,
-                      batch_size=64)
+    return PETSConfig(initial_episodes=2, ensemble_size=5, num_elites=5, hidden_sizes=(64, 64),
+                      horizon=10, population=128, iterations=4, num_particles=5,
+                      model_train_steps=1000, batch_size=64, propagation="tsinf")
   return PETSConfig()
 
 
@@ -155,7 +162,7 @@ def make_pets(env, config: PETSConfig, total_steps: int) -> PETS:
       hidden_sizes=tuple(config.hidden_sizes), activation=config.activation,
       learn_reward=not config.known_reward, angle_dims=tuple(config.angle_dims),
       batch_size=config.batch_size, train_steps=config.model_train_steps,
-      holdout_fraction=config.holdout_fraction)
+      holdout_fraction=config.holdout_fraction, nll_beta=config.nll_beta)
   ensemble = ensemble_lib.make_ensemble(ens_config)
 
   def make_planner(hyper: PETSHyper):
@@ -167,7 +174,7 @@ def make_pets(env, config: PETSConfig, total_steps: int) -> PETS:
     objective = propagation.make_objective(
         ensemble, model_state, obs, num_particles=config.num_particles,
         propagation=config.propagation, reward_fn=reward_fn,
-        disagreement_coef=hyper.disagreement_coef)
+        disagreement_coef=hyper.disagreement_coef if config.disagreement else 0.0)
     return make_planner(hyper).plan(planner_state, key, objective)
 
   def run_episode(model_state, key, hyper: PETSHyper, random: bool, buffer=None):
@@ -232,39 +239,59 @@ def make_pets(env, config: PETSConfig, total_steps: int) -> PETS:
     return PETSState(model=model_state, buffer=buffer, key=key_next,
                      episode=jnp.zeros((), jnp.int32), env_steps=buffer.size)
 
-  def step(state: PETSState, hyper: PETSHyper) -> tuple[PETSState, Metrics]:
+  def collect(state: PETSState, key, hyper: PETSHyper):
+    """One planned episode with the current model; nothing is learned or stored.
+
+    Returns the transitions [T], the valid mask [T], the return and per-step plan info.
+    Training episodes and evaluation episodes are the same program (PETS adds no exploration
+    noise), so the driver compiles it once and uses it for both.
+    """
     hyper = PETSHyper(*hyper)
-    key_ep, key_fit, key_next = jax.random.split(state.key, 3)
+    seq, valid, ret, info, *_ = run_episode(state.model, _raw(key), hyper, random=False)
+    return seq, valid, ret, info
+
+  def update(state: PETSState, seq: Transition, valid: Array, ret: Array, info) -> tuple[
+      PETSState, Metrics]:
+    """Appends a collected episode and refits the ensemble on all data."""
+    key_fit, key_next = jax.random.split(state.key)
+    buffer = add_sequence(state.buffer, seq, valid)
+    model_state, fit_metrics = ensemble.fit(state.model, key_fit, buffer.data, buffer.size)
+    new_state = PETSState(model=model_state, buffer=buffer, key=key_next,
+                          episode=state.episode + 1, env_steps=buffer.size)
+    return new_state, _episode_metrics(ret, valid, info, fit_metrics)
+
+  def step(state: PETSState, hyper: PETSHyper) -> tuple[PETSState, Metrics]:
+    """One planned episode, then a refit: ``update(collect(...))`` fused, or with
+    ``train_every > 0`` refits every F steps inside the episode."""
+    hyper = PETSHyper(*hyper)
+    key_ep, key_state = jax.random.split(state.key)
     if config.train_every > 0:
       seq, valid, ret, info, model_state, buffer, fit_metrics = run_episode(
           state.model, key_ep, hyper, random=False, buffer=state.buffer)
       fit_metrics = jax.tree.map(lambda x: x[-1], fit_metrics)
-    else:
-      seq, valid, ret, info, _, _, _ = run_episode(state.model, key_ep, hyper, random=False)
-      buffer = add_sequence(state.buffer, seq, valid)
-      model_state, fit_metrics = ensemble.fit(state.model, key_fit, buffer.data, buffer.size)
-    metrics = {
-        "train/episode_return": ret,
-        "train/episode_length": jnp.sum(valid) * config.action_repeat,
-        **{k: jnp.mean(v) for k, v in info.items()},
-        **fit_metrics,
-    }
-    new_state = PETSState(model=model_state, buffer=buffer, key=key_next,
-                          episode=state.episode + 1, env_steps=buffer.size)
-    return new_state, metrics
+      new_state = PETSState(model=model_state, buffer=buffer, key=key_state,
+                            episode=state.episode + 1, env_steps=buffer.size)
+      return new_state, _episode_metrics(ret, valid, info, fit_metrics)
+    seq, valid, ret, info = collect(state, key_ep, hyper)
+    return update(state._replace(key=key_state), seq, valid, ret, info)
 
   def evaluate(state: PETSState, key, hyper: PETSHyper) -> Array:
-    hyper = PETSHyper(*hyper)
+    """Returns of ``config.eval_episodes`` planned episodes run in parallel (vmapped)."""
     keys = jax.random.split(_raw(key), config.eval_episodes)
-    one = lambda k: run_episode(state.model, k, hyper, random=False)[2]
-    return jax.vmap(one)(keys)
+    return jax.vmap(lambda k: collect(state, k, hyper)[2])(keys)
 
   def train(key, hyper: PETSHyper, num_episodes: int):
     state = init(key, hyper)
     return jax.lax.scan(lambda s, _: step(s, hyper), state, None, length=num_episodes)
 
-  return PETS(config=config, init=init, step=step, evaluate=evaluate, train=train, act=act,
+  return PETS(config=config, init=init, step=step, collect=collect, update=update,
+              evaluate=evaluate, train=train, act=act,
               ensemble=ensemble, planner_init=lambda: make_planner(PETSHyper()).init(spec))
+
+
+def _episode_metrics(ret, valid, info, fit_metrics) -> Metrics:
+  return {"train/episode_return": ret, "train/episode_length": jnp.sum(valid),
+          **{k: jnp.mean(v) for k, v in info.items()}, **fit_metrics}
 
 
 def _zeros_like_fit_metrics(ensemble, model_state, buffer) -> Metrics:

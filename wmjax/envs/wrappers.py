@@ -57,10 +57,14 @@ class TerminationInfo(Wrapper):
     return state
 
   def step(self, state: State, action: jax.Array) -> State:
+    ended_before = state.done
+    prev_terminated, prev_truncated = state.info["terminated"], state.info["truncated"]
     state = self.env.step(state, action)
     truncated = state.info["truncation"]
-    state.info["truncated"] = truncated
-    state.info["terminated"] = state.done * (1.0 - truncated)
+    terminated = state.done * (1.0 - truncated)
+    # Past the end (no auto-reset), keep the flags the episode ended with.
+    state.info["truncated"] = jnp.where(ended_before > 0, prev_truncated, truncated)
+    state.info["terminated"] = jnp.where(ended_before > 0, prev_terminated, terminated)
     return state
 
 

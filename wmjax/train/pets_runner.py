@@ -76,6 +76,11 @@ def _from_config_dict(d: dict) -> tuple[pets_lib.PETSConfig, pets_lib.PETSHyper]
   return pets_lib.PETSConfig(**cfg), pets_lib.PETSHyper(**d["hyper"])
 
 
+def _params_finite(state: pets_lib.PETSState) -> jax.Array:
+  leaves = jax.tree.leaves(state.model.params)
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
+
+
 def _first_bad_seed(values: np.ndarray) -> list[int]:
   return [int(i) for i in np.flatnonzero(~np.isfinite(values))]
 
@@ -112,8 +117,27 @@ def train_pets(env_name: str, *, steps: int, seeds: int = 1, out: str | pathlib.
   eval_key = jax.random.PRNGKey(seed + 10_000)
 
   init_fn = jax.jit(jax.vmap(pets.init))
-  step_fn = jax.jit(jax.vmap(pets.step), donate_argnums=0)
-  eval_fn = jax.jit(jax.vmap(pets.evaluate))
+  # The driver runs a planned episode (collect) and the refit (update) as two programs so
+  # that evaluation episodes reuse the compiled episode; `pets.train` fuses them for sweeps.
+  collect_fn = jax.jit(jax.vmap(pets.collect))
+  update_fn = jax.jit(jax.vmap(pets.update), donate_argnums=0)
+  fused_step_fn = jax.jit(jax.vmap(pets.step), donate_argnums=0)
+
+  split_fn = jax.jit(jax.vmap(lambda k: tuple(jax.random.split(k))))
+
+  def train_episode(state):
+    """Same keys and results as the fused ``pets.step``."""
+    if config.train_every > 0:   # refits inside the episode: only the fused program does that
+      return fused_step_fn(state, hypers)
+    key_episode, key_state = split_fn(state.key)
+    state = state._replace(key=key_state)
+    seq, valid, ret, info = collect_fn(state, key_episode, hypers)
+    return update_fn(state, seq, valid, ret, info)
+
+  def evaluate(state, key):
+    returns = [collect_fn(state, jax.random.split(k, seeds), hypers)[2]
+               for k in jax.random.split(key, config.eval_episodes)]
+    return np.stack([np.asarray(r) for r in returns], axis=1)   # [seeds, episodes]
   ckpt = Checkpointer(run.checkpoint_dir)
 
   per_episode = env.steps_per_episode
@@ -128,7 +152,14 @@ def train_pets(env_name: str, *, steps: int, seeds: int = 1, out: str | pathlib.
   else:
     run.truncate_metrics(-1)
     state = init_fn(keys, hypers)
-    jax.block_until_ready(state)
+    finite = np.asarray(jax.jit(jax.vmap(_params_finite))(state))
+    if not finite.all():
+      ckpt.close()
+      raise TrainingDiverged(
+          f"non-finite model loss in the first model fit (after the random episodes, agent step "
+          f"{config.initial_episodes * per_episode}) for seed(s) "
+          f"{[int(i) for i in np.flatnonzero(~finite)]}; stopped before any checkpoint. "
+          "Try a lower model_lr.")
     iteration, wall_offset = 0, 0.0
     ckpt.save(0, state)
 
@@ -139,7 +170,7 @@ def train_pets(env_name: str, *, steps: int, seeds: int = 1, out: str | pathlib.
   last_good = iteration
   try:
     while iteration < built.planned_episodes:
-      state, metrics = step_fn(state, hypers)
+      state, metrics = train_episode(state)
       metrics = jax.device_get(metrics)
       iteration += 1
       loss = np.asarray(metrics.get("model/loss", np.zeros(seeds)))
@@ -161,8 +192,7 @@ def train_pets(env_name: str, *, steps: int, seeds: int = 1, out: str | pathlib.
       do_eval = (config.eval_every > 0 and iteration % config.eval_every == 0) or (
           iteration == built.planned_episodes)
       if do_eval:
-        returns = np.asarray(eval_fn(state, jax.random.split(
-            jax.random.fold_in(eval_key, iteration), seeds), hypers))   # [seeds, episodes]
+        returns = evaluate(state, jax.random.fold_in(eval_key, iteration))
         record["eval/episode_return"] = returns.mean(axis=1)
         record["eval/episode_return_mean"] = float(returns.mean())
       ckpt.save(iteration, state)
