@@ -34,9 +34,18 @@ from wmjax.models import ensemble as ensemble_lib
 from wmjax.models import propagation
 from wmjax.types import Spec
 
-CONFIG = dict(ensemble_size=7, num_elites=7, hidden_sizes=(200, 200, 200, 200),
-              activation="silu", population=350, horizon=15, iterations=5, elite_fraction=0.1,
-              num_particles=20, propagation="ts1", obs_size=4, action_size=1, angle_dims=(1,))
+CONFIGS = {
+    # mbrl-lib's cartpole planning configuration (the issue's target: <= 1.0 s per action).
+    "mbrl": dict(ensemble_size=7, num_elites=7, hidden_sizes=(200, 200, 200, 200),
+                 activation="silu", population=350, horizon=15, iterations=5,
+                 elite_fraction=0.1, num_particles=20, propagation="ts1", obs_size=4,
+                 action_size=1, angle_dims=(1,)),
+    # The README's main job (dmc/CartpoleSwingup on a 2-core CPU).
+    "main": dict(ensemble_size=5, num_elites=5, hidden_sizes=(128, 128, 128),
+                 activation="silu", population=128, horizon=12, iterations=4,
+                 elite_fraction=0.1, num_particles=5, propagation="tsinf", obs_size=5,
+                 action_size=1, angle_dims=()),
+}
 
 
 def model_flops_per_eval(cfg: dict) -> int:
@@ -66,6 +75,15 @@ def build(cfg: dict):
   return act, model_state, planner.init(spec)
 
 
+def matmul_rate(rows: int = 8192, width: int = 512, repeats: int = 10) -> float:
+  """The device's f32 matmul rate on a large square-ish product (FLOP/s)."""
+  x = jnp.ones((rows, width), jnp.float32)
+  w = jnp.ones((width, width), jnp.float32)
+  f = jax.jit(lambda x, w: (x @ w) @ w)
+  _, median, _ = time_calls(f, (x, w), repeats)
+  return 2 * 2 * rows * width * width / median
+
+
 def time_calls(fn, args, repeats: int) -> tuple[float, float, list[float]]:
   t0 = time.perf_counter()
   jax.block_until_ready(fn(*args))
@@ -86,9 +104,13 @@ def main() -> None:
                       help="comma-separated batch sizes of environments planned at once")
   parser.add_argument("--max-seconds", type=float, default=60.0,
                       help="skip a batch whose estimated time per call exceeds this")
+  parser.add_argument("--config", choices=sorted(CONFIGS), default="mbrl",
+                      help="mbrl: mbrl-lib's cartpole setting; main: the README's main job")
+  parser.add_argument("--matmul-rate", action="store_true",
+                      help="also measure the device's f32 matmul rate (the FLOP floor)")
   args = parser.parse_args()
 
-  cfg = CONFIG
+  cfg = CONFIGS[args.config]
   act, model_state, plan_state = build(cfg)
   obs = jnp.array([0.0, 0.1, 0.0, 0.0])
   evals = cfg["population"] * cfg["num_particles"] * cfg["horizon"] * cfg["iterations"]
@@ -105,7 +127,7 @@ def main() -> None:
   first, median, times = time_calls(single, (model_state, key, obs, plan_state), args.repeats)
 
   result = {
-      "benchmark": "pets_plan",
+      "benchmark": "pets_plan", "config_name": args.config,
       "device": jax.devices()[0].device_kind, "platform": jax.default_backend(),
       "num_devices": jax.device_count(), "cpu": platform.processor() or platform.machine(),
       "jax_version": jax.__version__, "config": cfg,
@@ -136,13 +158,21 @@ def main() -> None:
     keys = jax.random.split(jax.random.PRNGKey(2), b)
     obs_b = jnp.tile(obs, (b, 1))
     plan_b = jax.tree.map(lambda x, b=b: jnp.broadcast_to(x, (b, *x.shape)), plan_state)
-    first_b, med_b, _ = time_calls(batched, (model_state, keys, obs_b, plan_b),
-                                   max(1, min(args.repeats, 3)))
+    repeats_b = max(1, min(args.repeats, int(args.max_seconds // max(estimate, 1e-3))))
+    first_b, med_b, _ = time_calls(batched, (model_state, keys, obs_b, plan_b), repeats_b)
     entry.update(seconds_per_call=med_b, actions_per_s=b / med_b,
                  compile_and_first_s=first_b, achieved_flops_per_s=b * flops_counted / med_b)
     print(f"batch {b:5d}: {med_b:.3f} s per call, {b / med_b:.2f} actions/s, "
           f"{b * flops_counted / med_b / 1e9:.1f} GFLOP/s")
     result["batches"].append(entry)
+
+  if args.matmul_rate:
+    rate = matmul_rate()
+    result["matmul_flops_per_s"] = rate
+    result["floor_seconds_per_action"] = flops_counted / rate
+    result["achieved_over_floor"] = (flops_counted / rate) / median
+    print(f"matmul rate {rate / 1e9:.1f} GFLOP/s: floor {flops_counted / rate:.3f} s per action; "
+          f"achieved/floor {result['achieved_over_floor']:.2f}")
 
   if args.out:
     args.out.parent.mkdir(parents=True, exist_ok=True)

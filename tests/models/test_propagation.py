@@ -220,3 +220,16 @@ def test_bad_input_raises(model):
   no_reward = make_ensemble(EnsembleConfig(obs_size=2, action_size=1, learn_reward=False))
   with pytest.raises(ValueError, match="reward_fn"):
     make_objective(no_reward, state, obs, num_particles=2)
+
+
+def test_learned_rewards_are_bounded_by_the_data(model):
+  """Off the data the reward head extrapolates; the objective clips it to the seen range."""
+  ens, state = model
+  norm = state.normalizer
+  assert float(norm.target_max[-1]) <= 0.0 + 1e-6   # rewards in the data are -|obs|^2 <= 0
+  far = jnp.array([8.0, -8.0])                       # way off the data
+  actions = jnp.zeros((NUM_CAND, HORIZON, 1))
+  returns = _returns(ens, state, far, jax.random.key(3), actions, mode="tsinf")
+  lo, hi = float(norm.target_min[-1]), float(norm.target_max[-1])
+  assert np.all(np.asarray(returns) >= HORIZON * lo - 1e-4)
+  assert np.all(np.asarray(returns) <= HORIZON * hi + 1e-4)

@@ -9,8 +9,8 @@ from typer.testing import CliRunner
 from wmjax.cli import app
 
 runner = CliRunner()
-SMALL = ["--set", "population=16", "--set", "iterations=2", "--set", "model_train_steps=20",
-         "--set", "eval_every=1"]
+SMALL = ["--set", "initial_episodes=1", "--set", "population=16", "--set", "iterations=2",
+         "--set", "model_train_steps=20", "--set", "eval_every=1"]
 
 
 def _invoke(*args):
@@ -86,13 +86,13 @@ def test_non_finite_loss_stops_with_the_step_and_keeps_last_checkpoint(tmp_path,
   def make_diverging(*args, **kwargs):
     pets = real_make(*args, **kwargs)
 
-    def step(state, hyper):   # the loss turns NaN from the second planned episode on
-      new_state, metrics = pets.step(state, hyper)
+    def update(state, *args):   # the loss turns NaN from the second planned episode on
+      new_state, metrics = pets.update(state, *args)
       loss = metrics["model/loss"]
       metrics["model/loss"] = jnp.where(state.episode >= 1, jnp.nan, loss)
       return new_state, metrics
 
-    return pets._replace(step=step)
+    return pets._replace(update=update)
 
   monkeypatch.setattr(pets_runner.pets_lib, "make_pets", make_diverging)
   out = tmp_path / "nan"

@@ -16,8 +16,8 @@ class PointMass(Env):
   State ``(x, v)`` in R^2 x R^2; action: a force in ``[-1, 1]^2``; semi-implicit Euler with
   ``dt = 0.1`` and velocity damping. Reward per step ``exp(-|x|^2 / 2) - 0.01 |a|^2``, so an
   episode of 50 steps scores at most about 50; a random policy scores about 28 and a good
-  controller about 45. Starts at a random position at distance 0.5 to 1.5 from the origin (the right push
-  depends on the state, so a constant action does not solve it).
+  controller about 45. Starts at a random position at distance 0.5 to 1.5 from the origin
+  (the right push depends on the state, so a constant action does not solve it).
   """
 
   dt = 0.1
