@@ -112,7 +112,7 @@ def main() -> None:
 
   cfg = CONFIGS[args.config]
   act, model_state, plan_state = build(cfg)
-  obs = jnp.array([0.0, 0.1, 0.0, 0.0])
+  obs = jnp.zeros(cfg["obs_size"]).at[1].set(0.1)
   evals = cfg["population"] * cfg["num_particles"] * cfg["horizon"] * cfg["iterations"]
   flops_counted = evals * model_flops_per_eval(cfg)
 

@@ -5,11 +5,15 @@ The task is ``pets/cartpole``: a 0.6 m pole hanging down, frame skip 2, 200-step
 about 180 within about 15 trials (it plans with the known cost, as here by default).
 
 Configurations (one function each, as Playground's ``*_config(env_name)``):
-- ``paper()``: the paper / mbrl-lib planning setting (ensemble 5 of 3x200 SiLU nets, TS-inf
-  with 20 particles, CEM 400 x 5 iterations, horizon 25); about 2 s per action on a 2-core
-  CPU, meant for a GPU.
-- ``cpu()``: the same algorithm sized for a 2-core CPU (population 128, 5 particles,
-  4 CEM iterations, horizon 15); this is what the committed figure was made with.
+- ``paper()``: mbrl-lib's ``pets_cartpole_paper_version`` planning setting (ensemble of 3x200
+  SiLU nets, TS-inf with 20 particles, CEM 500 x 5 iterations, horizon 30, model lr 1e-4);
+  several seconds per action on a 2-core CPU, meant for a GPU.
+- ``cpu()``: the same algorithm sized for a 2-core CPU (3x128 nets, population 200,
+  5 particles, horizon 30); this is what the committed figure was made with.
+
+The horizon matters more than anything else here: with the true dynamics as the model, CEM
+(population 200) scores 10 with horizon 15 and 171 with horizon 30 on this task (the pole is
+strongly driven, so a short plan flips it over instead of catching it).
 
     python experiments/pets_cartpole.py --config cpu --seeds 3 --out runs/pets-cartpole-cpu
 
@@ -31,13 +35,13 @@ TRIAL = 200   # agent steps per trial
 def paper() -> PETSConfig:
   return PETSConfig(initial_episodes=1, ensemble_size=5, num_elites=5,
                     hidden_sizes=(200, 200, 200), angle_dims=(1,), known_reward=True,
-                    planner="cem", horizon=25, population=400, iterations=5,
+                    planner="cem", horizon=30, population=500, iterations=5,
                     elite_fraction=0.1, num_particles=20, propagation="tsinf",
                     model_train_steps=1000, eval_every=0)
 
 
 def cpu() -> PETSConfig:
-  return dataclasses.replace(paper(), horizon=15, population=128, iterations=4,
+  return dataclasses.replace(paper(), hidden_sizes=(128, 128, 128), population=200,
                              num_particles=5)
 
 
@@ -57,6 +61,8 @@ def main() -> None:
   if args.learned_reward:
     config = dataclasses.replace(config, known_reward=False)
   sets = [f"{f.name}={_text(getattr(config, f.name))}" for f in dataclasses.fields(config)]
+  if args.config == "paper":
+    sets += ["model_lr=1e-4", "weight_decay=3e-5"]
   run = train_pets("pets/cartpole", steps=args.trials * TRIAL, seeds=args.seeds, out=args.out,
                    sets=sets, reference=PUBLISHED)
   last = run.read_metrics()[-1]
