@@ -23,8 +23,13 @@ app.add_typer(train_app, name="train")
 def _setup() -> None:
   """Persistent compilation cache: a second run of the same configuration skips compiling."""
   import os
+  import warnings
 
   import jax
+
+  # Third-party deprecation notices (jaxopt, brax's pipelines) are not the user's to act on.
+  warnings.filterwarnings("ignore", category=DeprecationWarning)
+  warnings.filterwarnings("ignore", message="Brax System")
 
   cache = os.environ.get("WMJAX_CACHE", os.path.expanduser("~/.cache/wmjax/jax"))
   jax.config.update("jax_compilation_cache_dir", cache)
@@ -47,7 +52,7 @@ def train_pets(
     "dmc/CartpoleSwingup",
     steps: Annotated[int, typer.Option(
         help="Agent steps of real data in all, random initial episodes included (each agent "
-        "step is action_repeat env steps); rounded up to whole episodes.")] = 10_000,
+        "step is action_repeat env steps); rounded up to whole episodes.")] = 2_000,
     seeds: Annotated[int, typer.Option(
         help="Independent seeds, run as one vmapped program; curves are per seed and mean.")] = 1,
     seed: Annotated[int, typer.Option(help="Base random seed.")] = 0,
