@@ -102,7 +102,6 @@ class PETS(NamedTuple):
   train: Any       # (key, hyper, num_episodes: static) -> (state, metrics [num_episodes])
   act: Any         # (model_state, key, obs, planner_state, hyper) -> (planner_state, action, info)
   ensemble: ensemble_lib.Ensemble
-  planner_init: Any
 
 
 def default_config(env_name: str) -> PETSConfig:
@@ -285,8 +284,7 @@ def make_pets(env, config: PETSConfig, total_steps: int) -> PETS:
     return jax.lax.scan(lambda s, _: step(s, hyper), state, None, length=num_episodes)
 
   return PETS(config=config, init=init, step=step, collect=collect, update=update,
-              evaluate=evaluate, train=train, act=act,
-              ensemble=ensemble, planner_init=lambda: make_planner(PETSHyper()).init(spec))
+              evaluate=evaluate, train=train, act=act, ensemble=ensemble)
 
 
 def _episode_metrics(ret, valid, info, fit_metrics) -> Metrics:

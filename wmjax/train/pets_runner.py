@@ -119,9 +119,10 @@ def train_pets(env_name: str, *, steps: int, seeds: int = 1, out: str | pathlib.
   init_fn = jax.jit(jax.vmap(pets.init))
   # The driver runs a planned episode (collect) and the refit (update) as two programs so
   # that evaluation episodes reuse the compiled episode; `pets.train` fuses them for sweeps.
+  # No buffer donation: the async checkpoint of the previous state may still be reading it.
   collect_fn = jax.jit(jax.vmap(pets.collect))
-  update_fn = jax.jit(jax.vmap(pets.update), donate_argnums=0)
-  fused_step_fn = jax.jit(jax.vmap(pets.step), donate_argnums=0)
+  update_fn = jax.jit(jax.vmap(pets.update))
+  fused_step_fn = jax.jit(jax.vmap(pets.step))
 
   split_fn = jax.jit(jax.vmap(lambda k: tuple(jax.random.split(k))))
 
