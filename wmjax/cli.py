@@ -41,6 +41,11 @@ def _fail(message: str) -> None:
   raise typer.Exit(code=2)
 
 
+def _num(value) -> str:
+  """A logged number (NaN is logged as null)."""
+  return "nan" if value is None else f"{value:.1f}"
+
+
 def _default_out(algo: str, env: str) -> pathlib.Path:
   stamp = time.strftime("%Y%m%d-%H%M%S")
   return pathlib.Path("runs") / f"{algo}-{env.replace('/', '-')}-{stamp}"
@@ -75,6 +80,9 @@ def train_pets(
 
   if resume and out is None:
     _fail("--resume needs --out RUN_DIR (the run to continue)")
+  if resume and set_:
+    _fail("--resume continues a run with its saved settings (config.json); --set is not "
+          "accepted with it. Start a new run to change settings.")
   out = out or _default_out("pets", env)
   try:
     run = run_pets(env, steps=steps, seeds=seeds, seed=seed, out=out, sets=set_ or [],
@@ -85,8 +93,8 @@ def train_pets(
   last = records[-1] if records else {}
   typer.echo(f"run folder: {run.path}")
   if "eval/episode_return" in last:
-    per_seed = ", ".join(f"{v:.1f}" for v in last["eval/episode_return"])
-    typer.echo(f"final evaluation return: mean {last['eval/episode_return_mean']:.1f} "
+    per_seed = ", ".join(_num(v) for v in last["eval/episode_return"])
+    typer.echo(f"final evaluation return: mean {_num(last['eval/episode_return_mean'])} "
                f"(per seed: {per_seed}) after {last['env_steps']} env steps, "
                f"{last['wall_s']:.0f} s")
   typer.echo(f"learning curve: {run.path / 'curve.png'}")

@@ -67,16 +67,22 @@ def test_vmapped_seeds_match_single_seed_runs(point_mass_run):
                              np.asarray(metrics["model/loss"])[1, 0], rtol=1e-3)
 
 
-def test_refit_every_f_steps_inside_the_episode():
+@pytest.mark.parametrize("every, fits_in_episode", [(10, [True, True]), (30, [False, True])])
+def test_refit_every_f_steps_inside_the_episode(every, fits_in_episode):
+  """Refits follow the run's planned-step count, also when the period exceeds an episode."""
   env = envs.make("fast/PointMass", episode_length=20)
-  config = dataclasses.replace(pets_lib.default_config("fast/PointMass"), train_every=10,
+  config = dataclasses.replace(pets_lib.default_config("fast/PointMass"), train_every=every,
                                initial_episodes=1,
                                model_train_steps=20, population=16, iterations=2)
   pets = pets_lib.make_pets(env, config, total_steps=60)
   state, metrics = jax.jit(lambda k: pets.train(k, pets_lib.PETSHyper(), 2))(
       jax.random.PRNGKey(0))
   assert int(state.buffer.size) == 60
-  assert np.all(np.isfinite(np.asarray(metrics["model/loss"])))
+  loss = np.asarray(metrics["model/loss"])
+  assert np.all(np.isfinite(loss))
+  np.testing.assert_array_equal(loss != 0.0, fits_in_episode)
+  with pytest.raises(ValueError, match="total_steps=60"):
+    pets.train(jax.random.PRNGKey(0), pets_lib.PETSHyper(), 3)
 
 
 def test_bad_input_is_refused():
@@ -89,6 +95,7 @@ def test_bad_input_is_refused():
     pets_lib.make_pets(envs.make("dmc/CartpoleSwingup"),
                        pets_lib.PETSConfig(known_reward=True), total_steps=10)
   with pytest.raises(ValueError, match="unknown planner"):
-    bad = dataclasses.replace(pets_lib.default_config("fast/PointMass"), planner="nope")
-    pets = pets_lib.make_pets(env, bad, total_steps=100)
-    jax.eval_shape(pets.init, jax.random.PRNGKey(0), pets_lib.PETSHyper())
+    dataclasses.replace(pets_lib.default_config("fast/PointMass"), planner="nope")
+  with pytest.raises(ValueError, match="unknown propagation"):
+    pets_lib.PETSConfig(propagation="ts2")
+  del env

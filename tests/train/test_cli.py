@@ -55,7 +55,14 @@ def test_eval_prints_returns(run_dir):
 
 def test_eval_of_a_folder_without_run():
   result = _invoke("eval", "/nonexistent/run")
-  assert result.exit_code == 2 and "no run" in result.output
+  assert result.exit_code == 2 and "holds no run" in result.output
+  assert "--resume" not in result.output
+
+
+def test_ignored_disagreement_coefficient_is_refused(tmp_path):
+  result = _invoke("train", "pets", "--env", "fast/PointMass", "--out", tmp_path / "d",
+                   "--set", "disagreement_coef=0.5")
+  assert result.exit_code == 2 and "disagreement=true" in result.output
 
 
 def test_unknown_setting_lists_fields(tmp_path):

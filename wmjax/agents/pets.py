@@ -69,6 +69,14 @@ class PETSConfig:
       raise ValueError("train_every and eval_every must be >= 0")
     if self.num_elites > self.ensemble_size:
       raise ValueError(f"num_elites ({self.num_elites}) > ensemble_size ({self.ensemble_size})")
+    if self.planner not in planners_lib.PLANNERS:
+      raise ValueError(f"unknown planner {self.planner!r}; accepted: "
+                       f"{', '.join(sorted(planners_lib.PLANNERS))}")
+    if self.propagation not in propagation.PROPAGATIONS:
+      raise ValueError(f"unknown propagation {self.propagation!r}; accepted: "
+                       f"{', '.join(propagation.PROPAGATIONS)}")
+    if not 0.0 < self.elite_fraction <= 1.0:
+      raise ValueError(f"elite_fraction must be in (0, 1], got {self.elite_fraction}")
 
 
 class PETSHyper(NamedTuple):
@@ -176,11 +184,14 @@ def make_pets(env, config: PETSConfig, total_steps: int) -> PETS:
         disagreement_coef=hyper.disagreement_coef if config.disagreement else 0.0)
     return make_planner(hyper).plan(planner_state, key, objective)
 
-  def run_episode(model_state, key, hyper: PETSHyper, random: bool, buffer=None):
+  def run_episode(model_state, key, hyper: PETSHyper, random: bool, buffer=None,
+                  step_offset=0):
     """One episode. Returns the transitions [T], their valid mask [T], return, plan info.
 
     With ``config.train_every > 0`` and a ``buffer``, the model is refit inside the episode
-    every ``train_every`` steps on all data so far (the episode's own steps included).
+    whenever the run's planned-step count (``step_offset + t + 1``) is a multiple of
+    ``train_every``, on all data so far (the episode's own steps included); so a period
+    longer than an episode still refits, every few episodes.
     """
     key_reset, key_steps = jax.random.split(key)
     env_state = env.reset(key_reset)
@@ -209,7 +220,7 @@ def make_pets(env, config: PETSConfig, total_steps: int) -> PETS:
         one = jax.tree.map(lambda x: x[None], transition)
         buffer = add_sequence(buffer, one, valid[None])
         model_state, fit_metrics = jax.lax.cond(
-            (t + 1) % config.train_every == 0,
+            (step_offset + t + 1) % config.train_every == 0,
             lambda s: ensemble.fit(s, key_fit, buffer.data, buffer.size),
             lambda s: (s, _zeros_like_fit_metrics(ensemble, s, buffer)), model_state)
       ended = jnp.maximum(ended, next_state.done)
@@ -266,8 +277,13 @@ def make_pets(env, config: PETSConfig, total_steps: int) -> PETS:
     key_ep, key_state = jax.random.split(state.key)
     if config.train_every > 0:
       seq, valid, ret, info, model_state, buffer, fit_metrics = run_episode(
-          state.model, key_ep, hyper, random=False, buffer=state.buffer)
-      fit_metrics = jax.tree.map(lambda x: x[-1], fit_metrics)
+          state.model, key_ep, hyper, random=False, buffer=state.buffer,
+          step_offset=state.episode * steps_per_episode)
+      # The metrics of the episode's last refit (zeros if none fell in this episode).
+      steps = jnp.arange(steps_per_episode)
+      fitted = (state.episode * steps_per_episode + steps + 1) % config.train_every == 0
+      last = jnp.max(jnp.where(fitted, steps, 0))
+      fit_metrics = jax.tree.map(lambda x: x[last], fit_metrics)
       new_state = PETSState(model=model_state, buffer=buffer, key=key_state,
                             episode=state.episode + 1, env_steps=buffer.size)
       return new_state, _episode_metrics(ret, valid, info, fit_metrics)
@@ -280,6 +296,11 @@ def make_pets(env, config: PETSConfig, total_steps: int) -> PETS:
     return jax.vmap(lambda k: collect(state, k, hyper)[2])(keys)
 
   def train(key, hyper: PETSHyper, num_episodes: int):
+    needed = (config.initial_episodes + num_episodes) * steps_per_episode
+    if needed > total_steps:
+      raise ValueError(
+          f"train: {config.initial_episodes} random + {num_episodes} planned episodes need "
+          f"{needed} agent steps of data, but make_pets was given total_steps={total_steps}")
     state = init(key, hyper)
     return jax.lax.scan(lambda s, _: step(s, hyper), state, None, length=num_episodes)
 
@@ -289,7 +310,8 @@ def make_pets(env, config: PETSConfig, total_steps: int) -> PETS:
 
 def _episode_metrics(ret, valid, info, fit_metrics) -> Metrics:
   return {"train/episode_return": ret, "train/episode_length": jnp.sum(valid),
-          **{k: jnp.mean(v) for k, v in info.items()}, **fit_metrics}
+          **{k: jnp.sum(v * valid) / jnp.maximum(jnp.sum(valid), 1) for k, v in info.items()},
+          **fit_metrics}
 
 
 def _zeros_like_fit_metrics(ensemble, model_state, buffer) -> Metrics:

@@ -108,6 +108,9 @@ def train_pets(env_name: str, *, steps: int, seeds: int = 1, out: str | pathlib.
       raise ValueError(f"--seeds must be >= 1, got {seeds}")
     config, hyper = apply_overrides(pets_lib.default_config(env_name), pets_lib.PETSHyper(),
                                     list(sets))
+  if float(hyper.disagreement_coef) != 0.0 and not config.disagreement:
+    raise ValueError("disagreement_coef is set but disagreement=false: the coefficient would "
+                     "be ignored. Add --set disagreement=true.")
   built = _build(env_name, steps, config, hyper)
   if not resume:
     run.write_config(_config_dict("pets", env_name, steps, seeds, seed, built))
@@ -125,6 +128,7 @@ def train_pets(env_name: str, *, steps: int, seeds: int = 1, out: str | pathlib.
   fused_step_fn = jax.jit(jax.vmap(pets.step))
 
   split_fn = jax.jit(jax.vmap(lambda k: tuple(jax.random.split(k))))
+  params_finite_fn = jax.jit(jax.vmap(_params_finite))
 
   def train_episode(state):
     """Same keys and results as the fused ``pets.step``."""
@@ -153,7 +157,7 @@ def train_pets(env_name: str, *, steps: int, seeds: int = 1, out: str | pathlib.
   else:
     run.truncate_metrics(-1)
     state = init_fn(keys, hypers)
-    finite = np.asarray(jax.jit(jax.vmap(_params_finite))(state))
+    finite = np.asarray(params_finite_fn(state))
     if not finite.all():
       ckpt.close()
       raise TrainingDiverged(
@@ -175,16 +179,19 @@ def train_pets(env_name: str, *, steps: int, seeds: int = 1, out: str | pathlib.
       metrics = jax.device_get(metrics)
       iteration += 1
       loss = np.asarray(metrics.get("model/loss", np.zeros(seeds)))
+      loss = np.where(np.asarray(params_finite_fn(state)), loss, np.nan)
       if not np.all(np.isfinite(loss)):
         raise TrainingDiverged(
             f"non-finite model loss at planned episode {iteration} (agent step "
             f"{(config.initial_episodes + iteration) * per_episode}) for seed(s) "
             f"{_first_bad_seed(loss)}; stopped. The last good checkpoint (iteration "
             f"{last_good}) is kept in {ckpt.directory}. Try a lower model_lr.")
+      # Real data collected (episodes that terminate early count only their steps).
+      agent_steps = int(np.mean(np.asarray(state.env_steps)))
       record = {
           "iteration": iteration,
-          "agent_steps": (config.initial_episodes + iteration) * per_episode,
-          "env_steps": (config.initial_episodes + iteration) * per_episode * repeat,
+          "agent_steps": agent_steps,
+          "env_steps": agent_steps * repeat,
           "wall_s": wall_offset + time.time() - t_start,
       }
       for k, v in metrics.items():
@@ -215,6 +222,9 @@ def train_pets(env_name: str, *, steps: int, seeds: int = 1, out: str | pathlib.
 
 def load_pets_run(run_dir: str | pathlib.Path):
   """Rebuilds a PETS run from its folder: ``(built, state, config_dict)`` at the last checkpoint."""
+  if not (pathlib.Path(run_dir) / "config.json").exists():
+    raise FileNotFoundError(f"{run_dir} holds no run (no config.json); pass a folder written "
+                            "by `wmjax train`.")
   run = RunDir(run_dir, resume=True)
   saved = run.read_config()
   if saved["algo"] != "pets":

@@ -73,7 +73,16 @@ class RunDir:
   def read_metrics(self) -> list[dict]:
     if not self.metrics_path.exists():
       return []
-    return [json.loads(line) for line in self.metrics_path.read_text().splitlines() if line]
+    records = []
+    lines = [line for line in self.metrics_path.read_text().splitlines() if line]
+    for i, line in enumerate(lines):
+      try:
+        records.append(json.loads(line))
+      except json.JSONDecodeError:
+        if i == len(lines) - 1:   # a line cut short when the process was killed mid-write
+          break
+        raise
+    return records
 
   def truncate_metrics(self, last_iteration: int) -> None:
     """Drops records logged after ``last_iteration`` (work lost when a run stopped early)."""
