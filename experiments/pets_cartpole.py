@@ -27,6 +27,7 @@ import dataclasses
 
 from wmjax.agents.pets import PETSConfig
 from wmjax.train.pets_runner import train_pets
+from wmjax.train.plots import plot_curve
 
 PUBLISHED = (180.0, "PETS paper: ~180 within ~15 trials")
 TRIAL = 200   # agent steps per trial
@@ -65,10 +66,20 @@ def main() -> None:
     sets += ["model_lr=1e-4", "weight_decay=3e-5"]
   run = train_pets("pets/cartpole", steps=args.trials * TRIAL, seeds=args.seeds, out=args.out,
                    sets=sets, reference=PUBLISHED)
-  last = run.read_metrics()[-1]
+  records = run.read_metrics()
+  replot(records, run.path / "curve_trials.png", args.seeds)
+  last = records[-1]
   print(f"trial {args.trials}: mean return {last['train/episode_return_mean']:.1f} over "
         f"{args.seeds} seeds (per seed {last['train/episode_return']}); "
         f"published ~{PUBLISHED[0]:.0f}. Curve: {run.path / 'curve.png'}")
+
+
+def replot(records: list[dict], path, seeds: int) -> None:
+  """The learning curve against trials (200-step episodes), the published level marked."""
+  for r in records:
+    r["trial"] = r["agent_steps"] // TRIAL
+  plot_curve(records, path, x_key="trial", keys=("train/episode_return",), reference=PUBLISHED,
+             title=f"PETS on the PETS paper's cart-pole ({seeds} seeds)")
 
 
 def _text(value) -> str:

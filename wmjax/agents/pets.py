@@ -119,7 +119,7 @@ def default_config(env_name: str) -> PETSConfig:
     return PETSConfig(action_repeat=8, ensemble_size=5, num_elites=5,
                       hidden_sizes=(128, 128, 128), horizon=12, population=128, iterations=4,
                       num_particles=5, propagation="tsinf", model_train_steps=1000,
-                      elite_fraction=0.1, eval_every=2)
+                      elite_fraction=0.1, eval_every=2, eval_episodes=3)
   if env_name == "pets/cartpole":
     # The PETS paper / mbrl-lib cartpole setting: horizon 15, CEM 5 x 400, 20 particles, TS-inf.
     return PETSConfig(ensemble_size=5, num_elites=5, hidden_sizes=(200, 200, 200),
