@@ -242,9 +242,11 @@ def make_pets(env, config: PETSConfig, total_steps: int) -> PETS:
     model_state = ensemble.init(key_model, learning_rate=hyper.model_lr,
                                 weight_decay=hyper.weight_decay)
     buffer = init_buffer(spec, capacity)
-    for key_ep in jax.random.split(key_eps, config.initial_episodes):
-      seq, valid, *_ = run_episode(model_state, key_ep, hyper, random=True)
-      buffer = add_sequence(buffer, seq, valid)
+    # The random episodes run in parallel (one traced episode, vmapped), then are appended.
+    seqs, valids, *_ = jax.vmap(lambda k: run_episode(model_state, k, hyper, random=True))(
+        jax.random.split(key_eps, config.initial_episodes))
+    buffer, _ = jax.lax.scan(lambda b, sv: (add_sequence(b, *sv), None), buffer,
+                             (seqs, valids))
     model_state, _ = ensemble.fit(model_state, key_fit, buffer.data, buffer.size)
     return PETSState(model=model_state, buffer=buffer, key=key_next,
                      episode=jnp.zeros((), jnp.int32), env_steps=buffer.size)
