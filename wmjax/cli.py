@@ -11,7 +11,8 @@ import typer
 
 app = typer.Typer(
     help="wmjax: model-based RL and world models in JAX. Train an agent with "
-    "`wmjax train pets --env dmc/CartpoleSwingup`, evaluate a run folder with `wmjax eval RUN`, "
+    "`wmjax train pets --env dmc/CartpoleSwingup` or `wmjax train dreamer`, evaluate a run "
+    "folder with `wmjax eval RUN`, "
     "list environments with `wmjax envs`.",
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 train_app = typer.Typer(help="Train an agent; writes a run folder (config, metrics, curve, "
@@ -89,6 +90,55 @@ def train_pets(
                    resume=resume, progress=progress)
   except (ValueError, KeyError, RunExistsError, FileNotFoundError, TrainingDiverged) as e:
     _fail(str(e.args[0]) if e.args else str(e))
+  _report(run)
+
+
+@train_app.command("dreamer")
+def train_dreamer(
+    env: Annotated[str, typer.Option(help="Environment, suite/name (see `wmjax envs`); vector "
+                                     "or image observations, continuous or discrete actions.")] =
+    "dmc/CartpoleSwingup",
+    steps: Annotated[int, typer.Option(
+        help="Agent steps of real data in all, random prefill included (each agent step is "
+        "action_repeat env steps); rounded up to whole training iterations.")] = 25_000,
+    seeds: Annotated[int, typer.Option(
+        help="Independent seeds, run as one vmapped program; curves are per seed and mean.")] = 1,
+    seed: Annotated[int, typer.Option(help="Base random seed.")] = 0,
+    out: Annotated[pathlib.Path | None, typer.Option(
+        help="Run folder; default runs/dreamer-<env>-<time>. Refused if it already holds a run, "
+        "unless --resume.")] = None,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="Override a setting, key=value, repeatable: e.g. --set size=small "
+        "--set train_ratio=512 --set model_lr=1e-4. Keys are the fields of DreamerConfig and "
+        "DreamerHyper (wmjax/agents/dreamer.py); sizes: debug, xsmall, small, medium, large.")]
+    = None,
+    resume: Annotated[bool, typer.Option(
+        help="Continue the run in --out from its last checkpoint, with its saved settings.")] =
+    False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+):
+  """Dreamer (V3-style): RSSM world model; actor and critic trained in imagination."""
+  from wmjax.train.common import TrainingDiverged
+  from wmjax.train.dreamer_runner import train_dreamer as run_dreamer
+  from wmjax.train.rundir import RunExistsError
+
+  if resume and out is None:
+    _fail("--resume needs --out RUN_DIR (the run to continue)")
+  if resume and set_:
+    _fail("--resume continues a run with its saved settings (config.json); --set is not "
+          "accepted with it. Start a new run to change settings.")
+  out = out or _default_out("dreamer", env)
+  try:
+    run = run_dreamer(env, steps=steps, seeds=seeds, seed=seed, out=out, sets=set_ or [],
+                      resume=resume, progress=progress)
+  except (ValueError, KeyError, RunExistsError, FileNotFoundError, TrainingDiverged) as e:
+    _fail(str(e.args[0]) if e.args else str(e))
+  _report(run)
+  if (run.path / "reconstructions.png").exists():
+    typer.echo(f"world-model reconstructions: {run.path / 'reconstructions.png'}")
+
+
+def _report(run) -> None:
   records = run.read_metrics()
   last = records[-1] if records else {}
   typer.echo(f"run folder: {run.path}")
@@ -107,12 +157,22 @@ def eval_run(
     seed: Annotated[int, typer.Option(help="Seed for the evaluation episodes.")] = 123,
 ):
   """Load a run's last checkpoint, run evaluation episodes, print the returns."""
+  import json
+
+  from wmjax.train.dreamer_runner import evaluate_dreamer_run
   from wmjax.train.pets_runner import evaluate_pets_run
 
   if episodes < 1:
     _fail(f"--episodes must be >= 1, got {episodes}")
+  config_path = pathlib.Path(run_dir) / "config.json"
+  if not config_path.exists():
+    _fail(f"{run_dir} holds no run (no config.json); pass a folder written by `wmjax train`.")
+  algo = json.loads(config_path.read_text()).get("algo")
+  evaluators = {"pets": evaluate_pets_run, "dreamer": evaluate_dreamer_run}
+  if algo not in evaluators:
+    _fail(f"{run_dir} is a {algo!r} run; `wmjax eval` knows {', '.join(evaluators)}")
   try:
-    returns, saved, step = evaluate_pets_run(run_dir, episodes=episodes, seed=seed)
+    returns, saved, step = evaluators[algo](run_dir, episodes=episodes, seed=seed)
   except (ValueError, FileNotFoundError) as e:
     _fail(str(e))
   typer.echo(f"{saved['algo']} on {saved['env']}, checkpoint iteration {step}, "

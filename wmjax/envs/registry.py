@@ -21,7 +21,10 @@ __all__ = ["make", "names", "register", "EnvEntry"]
 
 @dataclasses.dataclass(frozen=True)
 class EnvEntry:
-  """How to build one registered env: ``build(**kwargs) -> (env, ctrl_low, ctrl_high)``."""
+  """How to build one registered env: ``build(**kwargs) -> (env, ctrl_low, ctrl_high)``.
+
+  Discrete envs (with ``num_actions``) return ``None`` for the control range.
+  """
 
   build: Callable
   episode_length: int
@@ -84,6 +87,20 @@ def _build_point_mass(**kwargs):
   return env, -ones, ones
 
 
+def _build_point_mass_pixels(**kwargs):
+  from wmjax.envs.fast import PointMassPixels
+
+  env = PointMassPixels(**kwargs)
+  ones = np.ones(env.action_size, np.float32)
+  return env, -ones, ones
+
+
+def _build_point_mass_discrete(**kwargs):
+  from wmjax.envs.fast import PointMassDiscrete
+
+  return PointMassDiscrete(**kwargs), None, None   # discrete: no control range
+
+
 @functools.cache
 def _register_builtin() -> None:
   from brax import envs as brax_envs
@@ -103,6 +120,12 @@ def _register_builtin() -> None:
   register("fast/PointMass", EnvEntry(_build_point_mass, episode_length=50,
                                       reward_fn=fast.PointMass.reward,
                                       description="2-D point mass to the origin (tests)"))
+  register("fast/PointMassPixels", EnvEntry(
+      _build_point_mass_pixels, episode_length=50,
+      description="fast/PointMass seen from pixels, 32x32x3 (tests)"))
+  register("fast/PointMassDiscrete", EnvEntry(
+      _build_point_mass_discrete, episode_length=50, reward_fn=fast.PointMassDiscrete.reward,
+      description="fast/PointMass with 5 discrete actions (tests)"))
 
 
 def names() -> list[str]:
@@ -127,7 +150,8 @@ def entry(name: str) -> EnvEntry:
 
 def make(name: str, *, episode_length: int | None = None, action_repeat: int | None = None,
          **kwargs) -> wrappers.RegisteredEnv:
-  """Builds a registered env, wrapped: actions in ``[-1, 1]``, episode limit, action repeat.
+  """Builds a registered env, wrapped: actions in ``[-1, 1]`` (continuous) or checked integers
+  (discrete), episode limit, action repeat.
 
   Args:
     name: ``suite/name``, e.g. ``dmc/CartpoleSwingup``, ``brax/hopper``, ``pets/cartpole``.

@@ -14,7 +14,7 @@ from brax.envs.wrappers import training as brax_training
 from wmjax.envs.base import Env, State, Wrapper, spec_of
 from wmjax.types import Spec
 
-__all__ = ["NormalizeActions", "TerminationInfo", "RegisteredEnv", "wrap"]
+__all__ = ["DiscreteActions", "NormalizeActions", "TerminationInfo", "RegisteredEnv", "wrap"]
 
 
 class NormalizeActions(Wrapper):
@@ -41,6 +41,28 @@ class NormalizeActions(Wrapper):
     if not self._identity:
       action = self._low + (action + 1.0) * 0.5 * (self._high - self._low)
     return self.env.step(state, action)
+
+
+class DiscreteActions(Wrapper):
+  """Takes one integer action in ``0 .. num_actions - 1`` (shape ``()``; vmap for a batch).
+
+  Actions of another shape or a non-integer dtype are refused at trace time; values out of
+  range are clipped (they cannot be checked at trace time).
+  """
+
+  def __init__(self, env: Env, num_actions: int):
+    super().__init__(env)
+    self._num_actions = int(num_actions)
+
+  def step(self, state: State, action: jax.Array) -> State:
+    action = jnp.asarray(action)
+    if action.shape != () or not jnp.issubdtype(action.dtype, jnp.integer):
+      raise ValueError(
+          f"action has shape {action.shape} and dtype {action.dtype}; this environment takes "
+          f"one integer action in 0..{self._num_actions - 1} (shape (), an integer dtype; vmap "
+          "the env for a batch)."
+      )
+    return self.env.step(state, jnp.clip(action, 0, self._num_actions - 1))
 
 
 class TerminationInfo(Wrapper):
@@ -94,9 +116,13 @@ class RegisteredEnv(Wrapper):
 
 def wrap(env: Env, *, name: str, episode_length: int, action_repeat: int, ctrl_low, ctrl_high,
          reward_fn=None) -> RegisteredEnv:
-  """The standard stack: normalised actions, brax's episode limit + action repeat, termination."""
+  """The standard stack: checked (continuous: normalised) actions, brax's episode limit +
+  action repeat, termination. For a discrete env ``ctrl_low``/``ctrl_high`` are ignored."""
   spec = spec_of(env)
-  env = NormalizeActions(env, ctrl_low, ctrl_high)
+  if spec.discrete:
+    env = DiscreteActions(env, spec.num_actions)
+  else:
+    env = NormalizeActions(env, ctrl_low, ctrl_high)
   env = brax_training.EpisodeWrapper(env, episode_length, action_repeat)
   env = TerminationInfo(env)
   return RegisteredEnv(env, name, spec, episode_length, action_repeat, reward_fn)

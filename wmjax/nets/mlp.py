@@ -35,10 +35,16 @@ class MLP(nn.Module):
   hidden_sizes: Sequence[int]
   output_size: int
   activation: str = "silu"
+  layer_norm: bool = False      # Dense -> LayerNorm -> activation (DreamerV3's blocks)
+  zero_output: bool = False     # output layer starts at zero (DreamerV3's reward and critic heads)
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     act = get_activation(self.activation)
     for i, size in enumerate(self.hidden_sizes):
-      x = act(nn.Dense(size, name=f"hidden_{i}")(x))
-    return nn.Dense(self.output_size, name="output")(x)
+      x = nn.Dense(size, name=f"hidden_{i}", use_bias=not self.layer_norm)(x)
+      if self.layer_norm:
+        x = nn.LayerNorm(name=f"norm_{i}")(x)
+      x = act(x)
+    init = nn.initializers.zeros if self.zero_output else nn.initializers.lecun_normal()
+    return nn.Dense(self.output_size, name="output", kernel_init=init)(x)

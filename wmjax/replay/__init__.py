@@ -1,5 +1,23 @@
 """Jittable replay buffers: init/add/sample as pure functions over fixed-shape arrays."""
 
+from wmjax.replay.sequences import (
+    SequenceBuffer,
+    add_chunk,
+    add_step,
+    can_sample,
+    init_sequence_buffer,
+    sample_sequences,
+)
 from wmjax.replay.transitions import TransitionBuffer, add_sequence, init_buffer
 
-__all__ = ["TransitionBuffer", "add_sequence", "init_buffer"]
+__all__ = [
+    "TransitionBuffer",
+    "add_sequence",
+    "init_buffer",
+    "SequenceBuffer",
+    "init_sequence_buffer",
+    "add_step",
+    "add_chunk",
+    "sample_sequences",
+    "can_sample",
+]

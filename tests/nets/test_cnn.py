@@ -1,0 +1,89 @@
+"""Conv encoder/decoder: shapes over leading axes, bad shapes refused, an autoencoder learns."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from wmjax.nets.cnn import ConvDecoder, ConvEncoder
+
+
+@pytest.mark.parametrize("shape", [(16, 16, 1), (32, 32, 3), (64, 64, 3)])
+def test_shapes_with_leading_axes(shape):
+  # Shapes only (eval_shape compiles nothing); the autoencoder test checks the numbers.
+  depth = 4
+  images = jax.ShapeDtypeStruct((2, 3, *shape), jnp.float32)
+  enc, dec = ConvEncoder(depth=depth), ConvDecoder(out_shape=shape, depth=depth)
+  key = jax.random.PRNGKey(0)
+  enc_params = jax.eval_shape(enc.init, key, jax.ShapeDtypeStruct(shape, jnp.float32))
+  features = jax.eval_shape(enc.apply, enc_params, images)
+  n = int(np.log2(shape[0] // 4))
+  assert features.shape == (2, 3, 4 * 4 * depth * 2 ** (n - 1))
+  assert features.dtype == jnp.float32
+  dec_params = jax.eval_shape(dec.init, key, features)
+  recon = jax.eval_shape(dec.apply, dec_params, features)
+  assert recon.shape == (2, 3, *shape) and recon.dtype == jnp.float32
+  # Parameters do not depend on the leading axes.
+  assert jax.tree.map(lambda x: x.shape, jax.eval_shape(enc.init, key, images)) == jax.tree.map(
+      lambda x: x.shape, enc_params)
+
+
+def test_non_square_and_no_norm():
+  images = jax.ShapeDtypeStruct((5, 16, 32, 3), jnp.float32)
+  enc = ConvEncoder(depth=2, layer_norm=False, activation="relu")
+  params = jax.eval_shape(enc.init, jax.random.PRNGKey(0), images)
+  assert "norm_0" not in params["params"]
+  features = jax.eval_shape(enc.apply, params, images)
+  assert features.shape == (5, 4 * 8 * 4)
+  dec = ConvDecoder(out_shape=(16, 32, 3), depth=2, layer_norm=False)
+  dec_params = jax.eval_shape(dec.init, jax.random.PRNGKey(1), features)
+  assert jax.eval_shape(dec.apply, dec_params, features).shape == (5, 16, 32, 3)
+
+
+@pytest.mark.parametrize("shape", [(30, 30, 3), (4, 4, 3), (16, 18, 3)])
+def test_bad_image_shape_is_refused(shape):
+  with pytest.raises(ValueError, match=r"min_resolution \(4\) times a power of two.*16, 32, 64"):
+    jax.eval_shape(ConvEncoder().init, jax.random.PRNGKey(0), jnp.zeros(shape))
+  with pytest.raises(ValueError, match=rf"out_shape of shape \({shape[0]}, {shape[1]}, 3\)"):
+    jax.eval_shape(ConvDecoder(out_shape=shape).init, jax.random.PRNGKey(0), jnp.zeros(8))
+
+
+def test_integer_images_are_refused():
+  with pytest.raises(ValueError, match="float images"):
+    jax.eval_shape(ConvEncoder().init, jax.random.PRNGKey(0), jnp.zeros((16, 16, 3), jnp.uint8))
+
+
+def test_autoencoder_fits_a_few_images():
+  # Four 16x16 images: bright squares at different places.
+  images = np.zeros((4, 16, 16, 1), np.float32)
+  for i, (r, c) in enumerate([(2, 2), (2, 9), (9, 2), (9, 9)]):
+    images[i, r:r + 5, c:c + 5] = 1.0
+  images = jnp.asarray(images)
+  enc, dec = ConvEncoder(depth=8), ConvDecoder(out_shape=(16, 16, 1), depth=8)
+  key_enc, key_dec = jax.random.split(jax.random.PRNGKey(0))
+
+  @jax.jit
+  def init(key_enc, key_dec):
+    enc_params = enc.init(key_enc, images)
+    return {"enc": enc_params, "dec": dec.init(key_dec, enc.apply(enc_params, images))}
+
+  params = init(key_enc, key_dec)
+  opt = optax.adam(3e-3)
+
+  def loss_fn(p):
+    return jnp.mean((dec.apply(p["dec"], enc.apply(p["enc"], images)) - images) ** 2)
+
+  @jax.jit
+  def train(params):
+    def body(carry, _):
+      params, opt_state = carry
+      loss, grad = jax.value_and_grad(loss_fn)(params)
+      updates, opt_state = opt.update(grad, opt_state)
+      return (optax.apply_updates(params, updates), opt_state), loss
+    (params, _), losses = jax.lax.scan(body, (params, opt.init(params)), None, length=150)
+    return params, losses
+
+  params, losses = train(params)
+  final = float(jax.jit(loss_fn)(params))
+  assert final < 0.1 * float(losses[0]), (float(losses[0]), final)   # measured 0.40 -> 0.0007
