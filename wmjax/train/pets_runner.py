@@ -16,15 +16,12 @@ import numpy as np
 from wmjax import envs
 from wmjax.agents import pets as pets_lib
 from wmjax.train.checkpoint import Checkpointer
+from wmjax.train.common import TrainingDiverged, bad_seeds, config_from_dict, stack_hyper
 from wmjax.train.overrides import apply_overrides
 from wmjax.train.plots import plot_curve
 from wmjax.train.rundir import RunDir
 
 __all__ = ["TrainingDiverged", "train_pets", "load_pets_run", "evaluate_pets_run"]
-
-
-class TrainingDiverged(RuntimeError):
-  pass
 
 
 @dataclasses.dataclass
@@ -53,10 +50,6 @@ def _build(env_name: str, steps: int, config: pets_lib.PETSConfig,
   return _Built(env, config, hyper, pets, num_episodes, planned)
 
 
-def _stack_hyper(hyper: pets_lib.PETSHyper, seeds: int) -> pets_lib.PETSHyper:
-  return pets_lib.PETSHyper(*(jnp.full((seeds,), float(v), jnp.float32) for v in hyper))
-
-
 def _config_dict(algo, env_name, steps, seeds, seed, built: _Built) -> dict:
   return {
       "algo": algo, "env": env_name, "steps": steps, "seeds": seeds, "seed": seed,
@@ -69,20 +62,12 @@ def _config_dict(algo, env_name, steps, seeds, seed, built: _Built) -> dict:
 
 
 def _from_config_dict(d: dict) -> tuple[pets_lib.PETSConfig, pets_lib.PETSHyper]:
-  cfg = dict(d["config"])
-  for name, value in cfg.items():
-    if isinstance(value, list):
-      cfg[name] = tuple(value)
-  return pets_lib.PETSConfig(**cfg), pets_lib.PETSHyper(**d["hyper"])
+  return config_from_dict(pets_lib.PETSConfig, pets_lib.PETSHyper, d)
 
 
 def _params_finite(state: pets_lib.PETSState) -> jax.Array:
   leaves = jax.tree.leaves(state.model.params)
   return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
-
-
-def _first_bad_seed(values: np.ndarray) -> list[int]:
-  return [int(i) for i in np.flatnonzero(~np.isfinite(values))]
 
 
 def train_pets(env_name: str, *, steps: int, seeds: int = 1, out: str | pathlib.Path,
@@ -115,7 +100,7 @@ def train_pets(env_name: str, *, steps: int, seeds: int = 1, out: str | pathlib.
   if not resume:
     run.write_config(_config_dict("pets", env_name, steps, seeds, seed, built))
   pets, env = built.pets, built.env
-  hypers = _stack_hyper(hyper, seeds)
+  hypers = stack_hyper(hyper, seeds)
   keys = jax.random.split(jax.random.PRNGKey(seed), seeds)
   eval_key = jax.random.PRNGKey(seed + 10_000)
 
@@ -184,7 +169,7 @@ def train_pets(env_name: str, *, steps: int, seeds: int = 1, out: str | pathlib.
         raise TrainingDiverged(
             f"non-finite model loss at planned episode {iteration} (agent step "
             f"{(config.initial_episodes + iteration) * per_episode}) for seed(s) "
-            f"{_first_bad_seed(loss)}; stopped. The last good checkpoint (iteration "
+            f"{bad_seeds(loss)}; stopped. The last good checkpoint (iteration "
             f"{last_good}) is kept in {ckpt.directory}. Try a lower model_lr.")
       # Real data collected (episodes that terminate early count only their steps).
       agent_steps = int(np.mean(np.asarray(state.env_steps)))
@@ -232,7 +217,7 @@ def load_pets_run(run_dir: str | pathlib.Path):
   config, hyper = _from_config_dict(saved)
   built = _build(saved["env"], saved["steps"], config, hyper)
   keys = jax.random.split(jax.random.PRNGKey(saved["seed"]), saved["seeds"])
-  hypers = _stack_hyper(hyper, saved["seeds"])
+  hypers = stack_hyper(hyper, saved["seeds"])
   abstract = jax.eval_shape(jax.vmap(built.pets.init), keys, hypers)
   ckpt = Checkpointer(run.checkpoint_dir)
   try:
@@ -251,7 +236,7 @@ def evaluate_pets_run(run_dir: str | pathlib.Path, episodes: int = 5, seed: int 
   pets = pets_lib.make_pets(built.env, config,
                             total_steps=built.num_episodes * built.env.steps_per_episode)
   seeds = saved["seeds"]
-  hypers = _stack_hyper(built.hyper, seeds)
+  hypers = stack_hyper(built.hyper, seeds)
   keys = jax.random.split(jax.random.PRNGKey(seed), seeds)
   returns = jax.jit(jax.vmap(pets.evaluate))(state, keys, hypers)
   return np.asarray(returns), saved, step
