@@ -31,9 +31,9 @@ def _blob_position(image):
 
 def test_specs():
   pixels = envs.make("fast/PointMassPixels")
-  assert pixels.spec.obs_shape == (32, 32, 3) and pixels.spec.action_shape == (2,)
+  assert pixels.spec.obs_shape == (16, 16, 3) and pixels.spec.action_shape == (2,)
   assert not pixels.spec.discrete and pixels.steps_per_episode == 50
-  assert envs.make("fast/PointMassPixels", size=16).spec.obs_shape == (16, 16, 3)
+  assert envs.make("fast/PointMassPixels", size=32).spec.obs_shape == (32, 32, 3)
   discrete = envs.make("fast/PointMassDiscrete")
   assert discrete.spec.obs_shape == (4,) and discrete.spec.action_shape == ()
   assert discrete.spec.num_actions == 5 and discrete.spec.action_size == 5
@@ -44,7 +44,7 @@ def test_specs():
 
 
 def test_pixel_observations_show_the_mass():
-  env = envs.make("fast/PointMassPixels", episode_length=10)
+  env = envs.make("fast/PointMassPixels", episode_length=10, size=32)
   state = env.reset(jax.random.PRNGKey(0))
   obs = np.asarray(state.obs)
   assert obs.shape == (32, 32, 3) and obs.dtype == np.float32

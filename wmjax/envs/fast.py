@@ -88,7 +88,8 @@ class PointMassPixels(PointMass):
     pixel = 2 * self.extent / self.size
     self._xs = -self.extent + (np.arange(self.size, dtype=np.float32) + 0.5) * pixel   # columns
     self._ys = self._xs[::-1].copy()   # rows: row 0 is the top, so y decreases down the rows
-    self._sigma = np.float32(1.5 * 2 * self.extent / 32)   # 1.5 px at size 32, in world units
+    # 1.5 px at size 32 (in world units), and 1.5 px on smaller images.
+    self._sigma = np.float32(max(1.5 * 2 * self.extent / 32, 1.5 * pixel))
     self._goal = self.goal_brightness * np.outer(self._gauss(self._ys, 0.0),
                                                  self._gauss(self._xs, 0.0))
 

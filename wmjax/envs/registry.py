@@ -90,7 +90,7 @@ def _build_point_mass(**kwargs):
 def _build_point_mass_pixels(**kwargs):
   from wmjax.envs.fast import PointMassPixels
 
-  env = PointMassPixels(**kwargs)
+  env = PointMassPixels(**{"size": 16, **kwargs})
   ones = np.ones(env.action_size, np.float32)
   return env, -ones, ones
 
@@ -122,7 +122,7 @@ def _register_builtin() -> None:
                                       description="2-D point mass to the origin (tests)"))
   register("fast/PointMassPixels", EnvEntry(
       _build_point_mass_pixels, episode_length=50,
-      description="fast/PointMass seen from pixels, 32x32x3 (tests)"))
+      description="fast/PointMass seen from pixels, 16x16x3 (tests)"))
   register("fast/PointMassDiscrete", EnvEntry(
       _build_point_mass_discrete, episode_length=50, reward_fn=fast.PointMassDiscrete.reward,
       description="fast/PointMass with 5 discrete actions (tests)"))
