@@ -100,7 +100,8 @@ def train_dreamer(
     "dmc/CartpoleSwingup",
     steps: Annotated[int, typer.Option(
         help="Agent steps of real data in all, random prefill included (each agent step is "
-        "action_repeat env steps); rounded up to whole training iterations.")] = 25_000,
+        "action_repeat env steps); rounded up to whole training iterations. The default is "
+        "100k env steps on dmc/CartpoleSwingup (action repeat 8).")] = 12_500,
     seeds: Annotated[int, typer.Option(
         help="Independent seeds, run as one vmapped program; curves are per seed and mean.")] = 1,
     seed: Annotated[int, typer.Option(help="Base random seed.")] = 0,

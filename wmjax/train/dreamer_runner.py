@@ -178,7 +178,7 @@ def train_dreamer(env_name: str, *, steps: int, seeds: int = 1, out: str | pathl
                  reference=reference)
       if do_eval:
         save_reconstructions(dreamer, jax.tree.map(lambda x: x[0], state),
-                             jax.random.fold_in(eval_key, -done_chunks),
+                             jax.random.fold_in(eval_key, 1_000_000 + done_chunks),
                              run.path / "reconstructions.png")
       bar.update(rows * chunk * repeat)
       post = {}
