@@ -1,7 +1,7 @@
 """wmjax: model-based RL and world models in JAX, fused on device.
 
-Subpackages: ``wmjax.envs`` (registry and wrappers), ``wmjax.models`` (ensemble, propagation),
-``wmjax.planners`` (CEM, iCEM, MPPI, random shooting), ``wmjax.agents`` (PETS),
+Subpackages: ``wmjax.envs`` (registry and wrappers), ``wmjax.models`` (ensemble, propagation, RSSM),
+``wmjax.planners`` (CEM, iCEM, MPPI, random shooting), ``wmjax.agents`` (PETS, Dreamer),
 ``wmjax.replay`` (jittable buffers), ``wmjax.train`` (run folders, checkpoints, drivers).
 """
 

@@ -75,22 +75,10 @@ def train_pets(
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ):
   """PETS: probabilistic ensemble + trajectory sampling + CEM/MPPI model-predictive control."""
-  from wmjax.train.pets_runner import TrainingDiverged
   from wmjax.train.pets_runner import train_pets as run_pets
-  from wmjax.train.rundir import RunExistsError
 
-  if resume and out is None:
-    _fail("--resume needs --out RUN_DIR (the run to continue)")
-  if resume and set_:
-    _fail("--resume continues a run with its saved settings (config.json); --set is not "
-          "accepted with it. Start a new run to change settings.")
-  out = out or _default_out("pets", env)
-  try:
-    run = run_pets(env, steps=steps, seeds=seeds, seed=seed, out=out, sets=set_ or [],
-                   resume=resume, progress=progress)
-  except (ValueError, KeyError, RunExistsError, FileNotFoundError, TrainingDiverged) as e:
-    _fail(str(e.args[0]) if e.args else str(e))
-  _report(run)
+  _train(run_pets, "pets", env, steps=steps, seeds=seeds, seed=seed, out=out, sets=set_,
+         resume=resume, progress=progress)
 
 
 @train_app.command("dreamer")
@@ -119,24 +107,31 @@ def train_dreamer(
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ):
   """Dreamer (V3-style): RSSM world model; actor and critic trained in imagination."""
-  from wmjax.train.common import TrainingDiverged
   from wmjax.train.dreamer_runner import train_dreamer as run_dreamer
+
+  run = _train(run_dreamer, "dreamer", env, steps=steps, seeds=seeds, seed=seed, out=out,
+               sets=set_, resume=resume, progress=progress)
+  if (run.path / "reconstructions.png").exists():
+    typer.echo(f"world-model reconstructions: {run.path / 'reconstructions.png'}")
+
+
+def _train(run_fn, algo: str, env: str, *, out, sets, resume: bool, **kwargs):
+  """Checks the resume flags, runs ``run_fn``, turns known errors into a clean exit, reports."""
+  from wmjax.train.common import TrainingDiverged
   from wmjax.train.rundir import RunExistsError
 
   if resume and out is None:
     _fail("--resume needs --out RUN_DIR (the run to continue)")
-  if resume and set_:
+  if resume and sets:
     _fail("--resume continues a run with its saved settings (config.json); --set is not "
           "accepted with it. Start a new run to change settings.")
-  out = out or _default_out("dreamer", env)
+  out = out or _default_out(algo, env)
   try:
-    run = run_dreamer(env, steps=steps, seeds=seeds, seed=seed, out=out, sets=set_ or [],
-                      resume=resume, progress=progress)
+    run = run_fn(env, out=out, sets=sets or [], resume=resume, **kwargs)
   except (ValueError, KeyError, RunExistsError, FileNotFoundError, TrainingDiverged) as e:
     _fail(str(e.args[0]) if e.args else str(e))
   _report(run)
-  if (run.path / "reconstructions.png").exists():
-    typer.echo(f"world-model reconstructions: {run.path / 'reconstructions.png'}")
+  return run
 
 
 def _report(run) -> None:

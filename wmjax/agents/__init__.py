@@ -1,5 +1,13 @@
 """Agents: each a static Config, a Hyper pytree of arrays and ``make_*`` giving pure functions."""
 
+from wmjax.agents.dreamer import (
+    Dreamer,
+    DreamerConfig,
+    DreamerHyper,
+    DreamerState,
+    make_dreamer,
+)
 from wmjax.agents.pets import PETS, PETSConfig, PETSHyper, PETSState, default_config, make_pets
 
-__all__ = ["PETS", "PETSConfig", "PETSHyper", "PETSState", "default_config", "make_pets"]
+__all__ = ["PETS", "PETSConfig", "PETSHyper", "PETSState", "default_config", "make_pets",
+           "Dreamer", "DreamerConfig", "DreamerHyper", "DreamerState", "make_dreamer"]

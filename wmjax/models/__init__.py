@@ -1,4 +1,4 @@
-"""World models: the PETS probabilistic ensemble and particle propagation."""
+"""World models: the PETS probabilistic ensemble and particle propagation; Dreamer's RSSM."""
 
 from wmjax.models.ensemble import (
     Ensemble,
@@ -8,6 +8,7 @@ from wmjax.models.ensemble import (
     make_ensemble,
 )
 from wmjax.models.propagation import PROPAGATIONS, make_objective, rollout
+from wmjax.models.rssm import RSSMState, WorldModelConfig, WorldModelFns, make_world_model
 
 __all__ = [
     "PROPAGATIONS",
@@ -18,4 +19,8 @@ __all__ = [
     "make_ensemble",
     "make_objective",
     "rollout",
+    "RSSMState",
+    "WorldModelConfig",
+    "WorldModelFns",
+    "make_world_model",
 ]

@@ -4,12 +4,14 @@ finiteness checks."""
 from __future__ import annotations
 
 import dataclasses
+import pathlib
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["TrainingDiverged", "stack_hyper", "config_from_dict", "all_finite", "bad_seeds"]
+__all__ = ["TrainingDiverged", "stack_hyper", "config_from_dict", "all_finite", "bad_seeds",
+           "config_dict", "load_run"]
 
 
 class TrainingDiverged(RuntimeError):
@@ -47,3 +49,33 @@ def config_dict(algo: str, env_name: str, steps: int, seeds: int, seed: int, con
       "config": dataclasses.asdict(config), "hyper": hyper._asdict(), "derived": derived,
       "jax": {"version": jax.__version__, "backend": jax.default_backend()},
   }
+
+
+def load_run(run_dir: str | pathlib.Path, algo: str, config_cls, hyper_cls, build, init_of):
+  """Rebuilds a run from its folder at its last checkpoint: ``(built, state, saved, step)``.
+
+  ``build(env, steps, config, hyper)`` is the driver's builder; ``init_of(built)`` its agent's
+  ``init(key, hyper)``, whose (seed-vmapped) output structure the checkpoint is restored into.
+  """
+  from wmjax.train.checkpoint import Checkpointer
+  from wmjax.train.rundir import RunDir
+
+  if not (pathlib.Path(run_dir) / "config.json").exists():
+    raise FileNotFoundError(f"{run_dir} holds no run (no config.json); pass a folder written "
+                            "by `wmjax train`.")
+  run = RunDir(run_dir, resume=True)
+  saved = run.read_config()
+  if saved["algo"] != algo:
+    raise ValueError(f"{run.path} is a {saved['algo']} run, not {algo}")
+  config, hyper = config_from_dict(config_cls, hyper_cls, saved)
+  built = build(saved["env"], saved["steps"], config, hyper)
+  keys = jax.random.split(jax.random.PRNGKey(saved["seed"]), saved["seeds"])
+  abstract = jax.eval_shape(jax.vmap(init_of(built)), keys, stack_hyper(hyper, saved["seeds"]))
+  ckpt = Checkpointer(run.checkpoint_dir)
+  try:
+    if ckpt.latest_step() is None:
+      raise FileNotFoundError(f"{run.path} has no checkpoint yet (checkpoints/ is empty)")
+    step, state = ckpt.restore(abstract)
+  finally:
+    ckpt.close()
+  return built, state, saved, step

@@ -25,6 +25,7 @@ from wmjax.train.common import (
     bad_seeds,
     config_dict,
     config_from_dict,
+    load_run,
     stack_hyper,
 )
 from wmjax.train.overrides import apply_overrides
@@ -266,23 +267,8 @@ def save_reconstructions(dreamer: dreamer_lib.Dreamer, state, key, path, *, sequ
 
 def load_dreamer_run(run_dir: str | pathlib.Path):
   """Rebuilds a Dreamer run from its folder: ``(built, state, config_dict, chunk)``."""
-  run = RunDir(run_dir, resume=True)
-  saved = run.read_config()
-  if saved["algo"] != "dreamer":
-    raise ValueError(f"{run.path} is a {saved['algo']} run, not dreamer")
-  config, hyper = config_from_dict(dreamer_lib.DreamerConfig, dreamer_lib.DreamerHyper, saved)
-  built = _build(saved["env"], saved["steps"], config, hyper)
-  keys = jax.random.split(jax.random.PRNGKey(saved["seed"]), saved["seeds"])
-  hypers = stack_hyper(hyper, saved["seeds"])
-  abstract = jax.eval_shape(jax.vmap(built.dreamer.init), keys, hypers)
-  ckpt = Checkpointer(run.checkpoint_dir)
-  try:
-    if ckpt.latest_step() is None:
-      raise FileNotFoundError(f"{run.path} has no checkpoint yet (checkpoints/ is empty)")
-    step, state = ckpt.restore(abstract)
-  finally:
-    ckpt.close()
-  return built, state, saved, step
+  return load_run(run_dir, "dreamer", dreamer_lib.DreamerConfig, dreamer_lib.DreamerHyper,
+                  _build, lambda built: built.dreamer.init)
 
 
 def evaluate_dreamer_run(run_dir: str | pathlib.Path, episodes: int = 5, seed: int = 123):

@@ -16,7 +16,13 @@ import numpy as np
 from wmjax import envs
 from wmjax.agents import pets as pets_lib
 from wmjax.train.checkpoint import Checkpointer
-from wmjax.train.common import TrainingDiverged, bad_seeds, config_from_dict, stack_hyper
+from wmjax.train.common import (
+    TrainingDiverged,
+    bad_seeds,
+    config_from_dict,
+    load_run,
+    stack_hyper,
+)
 from wmjax.train.overrides import apply_overrides
 from wmjax.train.plots import plot_curve
 from wmjax.train.rundir import RunDir
@@ -206,27 +212,9 @@ def train_pets(env_name: str, *, steps: int, seeds: int = 1, out: str | pathlib.
 
 
 def load_pets_run(run_dir: str | pathlib.Path):
-  """Rebuilds a PETS run from its folder: ``(built, state, config_dict)`` at the last checkpoint."""
-  if not (pathlib.Path(run_dir) / "config.json").exists():
-    raise FileNotFoundError(f"{run_dir} holds no run (no config.json); pass a folder written "
-                            "by `wmjax train`.")
-  run = RunDir(run_dir, resume=True)
-  saved = run.read_config()
-  if saved["algo"] != "pets":
-    raise ValueError(f"{run.path} is a {saved['algo']} run; only pets runs exist so far")
-  config, hyper = _from_config_dict(saved)
-  built = _build(saved["env"], saved["steps"], config, hyper)
-  keys = jax.random.split(jax.random.PRNGKey(saved["seed"]), saved["seeds"])
-  hypers = stack_hyper(hyper, saved["seeds"])
-  abstract = jax.eval_shape(jax.vmap(built.pets.init), keys, hypers)
-  ckpt = Checkpointer(run.checkpoint_dir)
-  try:
-    if ckpt.latest_step() is None:
-      raise FileNotFoundError(f"{run.path} has no checkpoint yet (checkpoints/ is empty)")
-    step, state = ckpt.restore(abstract)
-  finally:
-    ckpt.close()
-  return built, state, saved, step
+  """Rebuilds a PETS run from its folder: ``(built, state, config_dict, step)``."""
+  return load_run(run_dir, "pets", pets_lib.PETSConfig, pets_lib.PETSHyper, _build,
+                  lambda built: built.pets.init)
 
 
 def evaluate_pets_run(run_dir: str | pathlib.Path, episodes: int = 5, seed: int = 123):
