@@ -121,3 +121,10 @@ def test_bad_config_values_are_refused():
     dreamer_lib.DreamerConfig(size="huge")
   with pytest.raises(ValueError, match="imagine_starts"):
     dreamer_lib.DreamerConfig(batch_size=2, seq_len=4, imagine_starts=9)
+  with pytest.raises(ValueError, match="actor_grad must be"):
+    dreamer_lib.DreamerConfig(actor_grad="evolution")
+  discrete = types.SimpleNamespace(spec=Spec(obs_shape=(3,), action_shape=(), num_actions=5),
+                                   steps_per_episode=10, name="fake")
+  with pytest.raises(ValueError, match="actor_grad=dynamics needs continuous actions"):
+    dreamer_lib.make_dreamer(discrete, dreamer_lib.DreamerConfig(size="debug",
+                                                                 actor_grad="dynamics"))

@@ -94,6 +94,8 @@ class DreamerConfig:
   actor_min_std: float = 0.1
   actor_max_std: float = 1.0
   unimix: float = 0.01
+  actor_grad: str = "auto"            # auto (REINFORCE if discrete, else dynamics) | reinforce
+                                      # | dynamics (continuous only)
   retnorm_decay: float = 0.99
   slow_critic_decay: float = 0.98
   slow_critic_reg: float = 1.0
@@ -110,6 +112,8 @@ class DreamerConfig:
         raise ValueError(f"DreamerConfig.{name} must be >= 1, got {getattr(self, name)}")
     if self.prefill < 0 or self.imagine_starts < 0 or self.eval_every < 0:
       raise ValueError("prefill, imagine_starts and eval_every must be >= 0")
+    if self.actor_grad not in ("auto", "reinforce", "dynamics"):
+      raise ValueError(f"actor_grad must be auto, reinforce or dynamics, got {self.actor_grad!r}")
     if self.train_ratio <= 0:
       raise ValueError(f"train_ratio must be > 0, got {self.train_ratio}")
     if self.imagine_starts > self.batch_size * self.seq_len:
@@ -251,6 +255,10 @@ def make_dreamer(env, config: DreamerConfig) -> Dreamer:
   is_image = kind == "image"
   discrete = spec.discrete
   action_size = spec.action_size
+  if discrete and config.actor_grad == "dynamics":
+    raise ValueError("actor_grad=dynamics needs continuous actions; "
+                     f"{getattr(env, 'name', 'this env')} has discrete ones (use reinforce)")
+  reinforce = discrete or config.actor_grad == "reinforce"
   mcfg = model_config(config)
   _, wm = rssm.make_world_model(mcfg, spec.obs_shape, action_size)
   actor = _Actor(mcfg.units, max(1, mcfg.layers), action_size, discrete)
@@ -310,7 +318,8 @@ def make_dreamer(env, config: DreamerConfig) -> Dreamer:
     raw = jnp.where(mode, mean, raw)
     # Clipped with a straight-through gradient, so dynamics backprop still sees the sample.
     action = raw + jax.lax.stop_gradient(jnp.clip(raw, -1.0, 1.0) - raw)
-    logp = jnp.sum(-0.5 * ((raw - mean) / std) ** 2 - jnp.log(std)
+    # Log-density of the sample as a fixed point (the score-function gradient for REINFORCE).
+    logp = jnp.sum(-0.5 * ((jax.lax.stop_gradient(raw) - mean) / std) ** 2 - jnp.log(std)
                    - 0.5 * jnp.log(2 * jnp.pi), -1)
     entropy = jnp.sum(jnp.log(std) + 0.5 * jnp.log(2 * jnp.pi * jnp.e), -1)
     return action, action, (logp, entropy)
@@ -405,8 +414,8 @@ def make_dreamer(env, config: DreamerConfig) -> Dreamer:
 
     def actor_loss(actor_params):
       def pol(k, feat):
-        _, model_action, aux = policy(actor_params, k, sg(feat) if discrete else feat)
-        return model_action, aux
+        _, model_action, aux = policy(actor_params, k, sg(feat) if reinforce else feat)
+        return (sg(model_action) if reinforce else model_action), aux
       states, _, (logp, entropy) = wm.imagine(model_params, key_imagine, pol, starts,
                                               config.horizon)
       feat = rssm.features(states)                                    # [H+1, M, F]
@@ -422,7 +431,7 @@ def make_dreamer(env, config: DreamerConfig) -> Dreamer:
       decay = config.retnorm_decay
       new_retnorm = decay * retnorm + (1.0 - decay) * jnp.stack([low, high])
       scale = jnp.maximum(1.0, new_retnorm[1] - new_retnorm[0])
-      if discrete:
+      if reinforce:
         adv = sg((rets - value_t[:-1]) / scale)
         objective = logp * adv
       else:
