@@ -25,11 +25,11 @@ import dataclasses
 import json
 import pathlib
 import platform
-import statistics
 import time
 
 import jax
 import jax.numpy as jnp
+from timing import time_calls  # benchmarks/timing.py (this folder is on sys.path)
 
 from wmjax import envs
 from wmjax.agents import dreamer as dreamer_lib
@@ -37,17 +37,7 @@ from wmjax.replay.sequences import sample_sequences
 
 
 def _time(fn, *args, repeats: int, max_seconds: float) -> dict:
-  t0 = time.perf_counter()
-  jax.block_until_ready(fn(*args))
-  first = time.perf_counter() - t0
-  times = []
-  for _ in range(repeats):
-    t0 = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    times.append(time.perf_counter() - t0)
-    if sum(times) > max_seconds:
-      break
-  run = statistics.median(times)
+  first, run, times = time_calls(fn, args, repeats, max_seconds)
   return {"seconds": run, "compile_seconds": max(0.0, first - run), "timed_calls": len(times)}
 
 

@@ -23,11 +23,11 @@ import argparse
 import json
 import pathlib
 import platform
-import statistics
 import time
 
 import jax
 import jax.numpy as jnp
+from timing import time_calls  # benchmarks/timing.py (this folder is on sys.path)
 
 from wmjax import planners
 from wmjax.models import ensemble as ensemble_lib
@@ -82,18 +82,6 @@ def matmul_rate(rows: int = 8192, width: int = 512, repeats: int = 10) -> float:
   f = jax.jit(lambda x, w: (x @ w) @ w)
   _, median, _ = time_calls(f, (x, w), repeats)
   return 2 * 2 * rows * width * width / median
-
-
-def time_calls(fn, args, repeats: int) -> tuple[float, float, list[float]]:
-  t0 = time.perf_counter()
-  jax.block_until_ready(fn(*args))
-  first = time.perf_counter() - t0
-  times = []
-  for _ in range(repeats):
-    t0 = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    times.append(time.perf_counter() - t0)
-  return first, statistics.median(times), times
 
 
 def main() -> None:
