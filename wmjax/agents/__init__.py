@@ -7,7 +7,9 @@ from wmjax.agents.dreamer import (
     DreamerState,
     make_dreamer,
 )
+from wmjax.agents.muzero import MuZero, MuZeroConfig, MuZeroHyper, MuZeroState, make_muzero
 from wmjax.agents.pets import PETS, PETSConfig, PETSHyper, PETSState, default_config, make_pets
 
 __all__ = ["PETS", "PETSConfig", "PETSHyper", "PETSState", "default_config", "make_pets",
-           "Dreamer", "DreamerConfig", "DreamerHyper", "DreamerState", "make_dreamer"]
+           "Dreamer", "DreamerConfig", "DreamerHyper", "DreamerState", "make_dreamer",
+           "MuZero", "MuZeroConfig", "MuZeroHyper", "MuZeroState", "make_muzero"]

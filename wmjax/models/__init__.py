@@ -1,4 +1,5 @@
-"""World models: the PETS probabilistic ensemble and particle propagation; Dreamer's RSSM."""
+"""World models: the PETS probabilistic ensemble and particle propagation; Dreamer's RSSM;
+MuZero's representation, dynamics and prediction networks."""
 
 from wmjax.models.ensemble import (
     Ensemble,
@@ -7,6 +8,7 @@ from wmjax.models.ensemble import (
     Normalizer,
     make_ensemble,
 )
+from wmjax.models.muzero import MuZeroFns, MuZeroNetConfig, make_muzero_net
 from wmjax.models.propagation import PROPAGATIONS, make_objective, rollout
 from wmjax.models.rssm import RSSMState, WorldModelConfig, WorldModelFns, make_world_model
 
@@ -23,4 +25,7 @@ __all__ = [
     "WorldModelConfig",
     "WorldModelFns",
     "make_world_model",
+    "MuZeroFns",
+    "MuZeroNetConfig",
+    "make_muzero_net",
 ]
