@@ -7,6 +7,7 @@ import sys
 import time
 from typing import Annotated
 
+import numpy as np
 import typer
 
 app = typer.Typer(
@@ -115,6 +116,45 @@ def train_dreamer(
     typer.echo(f"world-model reconstructions: {run.path / 'reconstructions.png'}")
 
 
+@train_app.command("muzero")
+def train_muzero(
+    env: Annotated[str, typer.Option(
+        help="A game: pgx/<game> (two-player zero-sum board games: tic_tac_toe, connect_four, "
+        "othello, animal_shogi, go_9x9, ...; one-player: minatar-breakout, minatar-asterix, "
+        "...) or a discrete-action env of the registry (fast/PointMassDiscrete).")] =
+    "pgx/tic_tac_toe",
+    steps: Annotated[int | None, typer.Option(
+        help="Self-play moves in all (every parallel game counted); rounded up to whole "
+        "training iterations. Default: the game's tuned budget (300k for tic-tac-toe, 2M for "
+        "connect four, 500k otherwise).")] = None,
+    seeds: Annotated[int, typer.Option(
+        help="Independent seeds, run as one vmapped program; curves are per seed and mean.")] = 1,
+    seed: Annotated[int, typer.Option(help="Base random seed.")] = 0,
+    out: Annotated[pathlib.Path | None, typer.Option(
+        help="Run folder; default runs/muzero-<env>-<time>. Refused if it already holds a run, "
+        "unless --resume.")] = None,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="Override a setting, key=value, repeatable: e.g. --set num_simulations=64 "
+        "--set search=puct --set net=resnet --set learning_rate=3e-4. Keys are the fields of "
+        "MuZeroConfig and MuZeroHyper (wmjax/agents/muzero.py).")] = None,
+    resume: Annotated[bool, typer.Option(
+        help="Continue the run in --out from its last checkpoint, with its saved settings.")] =
+    False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+):
+  """MuZero: learned latent model + MCTS (mctx), self-play fused on device."""
+  from wmjax.train.muzero_runner import train_muzero as run_muzero
+
+  run = _train(run_muzero, "muzero", env, steps=steps, seeds=seeds, seed=seed, out=out,
+               sets=set_, resume=resume, progress=progress)
+  last = run.read_metrics()[-1] if run.read_metrics() else {}
+  for opp in ("random", "greedy"):
+    if f"eval/win_vs_{opp}_mean" in last:
+      typer.echo(f"against {opp}: win {last[f'eval/win_vs_{opp}_mean']:.1%}, draw "
+                 f"{last[f'eval/draw_vs_{opp}_mean']:.1%}, loss "
+                 f"{last[f'eval/loss_vs_{opp}_mean']:.1%}")
+
+
 def _train(run_fn, algo: str, env: str, *, out, sets, resume: bool, **kwargs):
   """Checks the resume flags, runs ``run_fn``, turns known errors into a clean exit, reports."""
   from wmjax.train.common import TrainingDiverged
@@ -151,8 +191,18 @@ def eval_run(
     run_dir: Annotated[pathlib.Path, typer.Argument(help="A run folder written by `wmjax train`.")],
     episodes: Annotated[int, typer.Option(help="Evaluation episodes per trained seed.")] = 5,
     seed: Annotated[int, typer.Option(help="Seed for the evaluation episodes.")] = 123,
+    opponent: Annotated[str | None, typer.Option(
+        help="MuZero board games: the opponent, random | greedy (wins when it can, else never "
+        "leaves an immediate win to the other side) | another MuZero RUN_DIR of the same game. "
+        "Default random.")] = None,
+    games: Annotated[int, typer.Option(
+        help="MuZero: games per trained seed (each side moves first in half).")] = 200,
+    simulations: Annotated[int | None, typer.Option(
+        help="MuZero: search simulations per move (default: the run's eval_simulations).")] =
+    None,
 ):
-  """Load a run's last checkpoint, run evaluation episodes, print the returns."""
+  """Load a run's last checkpoint and evaluate it: returns of evaluation episodes, or, for a
+  MuZero board game, win/draw/loss rates against an opponent."""
   import json
 
   from wmjax.train.dreamer_runner import evaluate_dreamer_run
@@ -164,6 +214,11 @@ def eval_run(
   if not config_path.exists():
     _fail(f"{run_dir} holds no run (no config.json); pass a folder written by `wmjax train`.")
   algo = json.loads(config_path.read_text()).get("algo")
+  if algo == "muzero":
+    _eval_muzero(run_dir, opponent=opponent, games=games, seed=seed, simulations=simulations)
+    return
+  if opponent is not None:
+    _fail(f"--opponent is for MuZero board-game runs; {run_dir} is a {algo!r} run")
   evaluators = {"pets": evaluate_pets_run, "dreamer": evaluate_dreamer_run}
   if algo not in evaluators:
     _fail(f"{run_dir} is a {algo!r} run; `wmjax eval` knows {', '.join(evaluators)}")
@@ -178,6 +233,60 @@ def eval_run(
                f"   mean {row.mean():8.1f}")
   typer.echo(f"mean return {returns.mean():.1f} +- {returns.std():.1f} over {returns.size} "
              "episodes")
+
+
+def _eval_muzero(run_dir, *, opponent, games, seed, simulations) -> None:
+  from wmjax.train.muzero_runner import evaluate_muzero_run, match_runs
+
+  opponent = opponent or "random"
+  try:
+    if opponent in ("random", "greedy"):
+      results, saved, step, two_player = evaluate_muzero_run(
+          run_dir, games=games, opponent=opponent, seed=seed, simulations=simulations)
+      label = opponent
+    else:
+      if not (pathlib.Path(opponent) / "config.json").exists():
+        _fail(f"--opponent {opponent!r} is neither random, greedy nor a run folder")
+      outcome, saved, _ = match_runs(run_dir, opponent, games=games, seed=seed,
+                                     simulations=simulations)
+      results, step, two_player, label = outcome[None], "last", True, f"run {opponent}"
+  except (ValueError, FileNotFoundError) as e:
+    _fail(str(e))
+  if not two_player:
+    typer.echo(f"muzero on {saved['env']}, checkpoint {step}, {games} episode(s) per seed")
+    for i, row in enumerate(results):
+      typer.echo(f"  seed {i}: mean return {row.mean():8.2f} (min {row.min():.1f}, max "
+                 f"{row.max():.1f})")
+    typer.echo(f"mean return {results.mean():.2f} +- {results.std():.2f} over {results.size} "
+               "episodes")
+    return
+  typer.echo(f"muzero on {saved['env']} against {label}, checkpoint {step}, {results.shape[1]} "
+             "games per seed (each side first in half)")
+  for i, row in enumerate(results):
+    typer.echo(f"  seed {i}: win {np.mean(row > 0):6.1%}  draw {np.mean(row == 0):6.1%}  "
+               f"loss {np.mean(row < 0):6.1%}")
+  typer.echo(f"all seeds: win {np.mean(results > 0):.1%}, draw {np.mean(results == 0):.1%}, "
+             f"loss {np.mean(results < 0):.1%} over {results.size} games")
+
+
+@app.command("play")
+def play(
+    run_dir: Annotated[pathlib.Path, typer.Argument(
+        help="A MuZero run folder of a board game (tic-tac-toe or connect four).")],
+    first: Annotated[bool, typer.Option(
+        "--first/--second", help="Whether you make the first move.")] = True,
+    simulations: Annotated[int | None, typer.Option(
+        help="The agent's search simulations per move (default: the run's eval_simulations).")]
+    = None,
+    seed: Annotated[int, typer.Option(help="Seed of the agent's search.")] = 0,
+):
+  """Play a board game against a trained MuZero agent in the terminal."""
+  from wmjax.train.play import play_in_terminal
+
+  try:
+    play_in_terminal(run_dir, human_first=first, simulations=simulations, seed=seed)
+  except (ValueError, FileNotFoundError) as e:
+    _fail(str(e))
 
 
 @app.command("envs")

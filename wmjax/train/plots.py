@@ -11,7 +11,8 @@ __all__ = ["plot_curve"]
 
 def plot_curve(records: list[dict], path: str | pathlib.Path, *, title: str = "",
                keys: tuple[str, ...] = ("eval/episode_return", "train/episode_return"),
-               x_key: str = "env_steps", reference: tuple[float, str] | None = None) -> None:
+               x_key: str = "env_steps", reference: tuple[float, str] | None = None,
+               y_label: str = "episode return") -> None:
   """Draws return against env steps for every key present; per-seed lists become thin lines."""
   import matplotlib
 
@@ -33,10 +34,11 @@ def plot_curve(records: list[dict], path: str | pathlib.Path, *, title: str = ""
   if reference is not None:
     ax.axhline(reference[0], color="gray", linestyle="--", linewidth=1, label=reference[1])
   ax.set_xlabel(x_key.replace("_", " "))
-  ax.set_ylabel("episode return")
+  ax.set_ylabel(y_label)
   ax.set_title(title)
   ax.grid(alpha=0.3)
-  ax.legend(loc="best", fontsize=8)
+  if ax.get_legend_handles_labels()[0]:
+    ax.legend(loc="best", fontsize=8)
   fig.tight_layout()
   fig.savefig(path, dpi=120)
   plt.close(fig)
