@@ -125,7 +125,7 @@ def train_muzero(
     "pgx/tic_tac_toe",
     steps: Annotated[int | None, typer.Option(
         help="Self-play moves in all (every parallel game counted); rounded up to whole "
-        "training iterations. Default: the game's tuned budget (300k for tic-tac-toe, 2M for "
+        "training iterations. Default: the game's tuned budget (150k for tic-tac-toe, 2M for "
         "connect four, 500k otherwise).")] = None,
     seeds: Annotated[int, typer.Option(
         help="Independent seeds, run as one vmapped program; curves are per seed and mean.")] = 1,

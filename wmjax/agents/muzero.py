@@ -133,11 +133,13 @@ def search_config(config: MuZeroConfig) -> SearchConfig:
 def default_config(game_name: str) -> MuZeroConfig:
   """Tuned settings per game, sized for a 2-core CPU."""
   if game_name == "pgx/tic_tac_toe":
+    # Half the self-play moves random: the positions a random opponent creates (and the
+    # threats it leaves open) must be in replay for the model to learn to answer them.
     return MuZeroConfig(num_envs=64, steps_per_iteration=9, batch_size=128,
-                        updates_per_iteration=16, unroll_steps=5, latent=64, hidden=128,
+                        updates_per_iteration=16, unroll_steps=5, latent=128, hidden=256,
                         layers=2, value_support=3, reward_support=3, num_simulations=16,
                         max_num_considered_actions=9, replay_capacity=64 * 9 * 40,
-                        random_move_prob=0.25, target_update_interval=50, eval_every=50,
+                        random_move_prob=0.5, target_update_interval=50, eval_every=50,
                         eval_games=200, eval_simulations=64)
   if game_name == "pgx/connect_four":
     return MuZeroConfig(num_envs=128, steps_per_iteration=8, batch_size=256,
@@ -164,7 +166,8 @@ def default_config(game_name: str) -> MuZeroConfig:
 def default_hyper(game_name: str) -> MuZeroHyper:
   if game_name.startswith("pgx/") and not game_name.startswith("pgx/minatar") \
       and game_name != "pgx/2048":
-    return MuZeroHyper(discount=1.0)
+    # Board games: no discount; the value (the game's outcome) is what the search needs most.
+    return MuZeroHyper(discount=1.0, value_coef=1.0)
   if game_name.startswith("fast/"):
     return MuZeroHyper(discount=0.97)
   return MuZeroHyper()

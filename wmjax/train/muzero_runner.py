@@ -9,6 +9,7 @@ import dataclasses
 import math
 import pathlib
 import time
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -37,7 +38,7 @@ __all__ = ["train_muzero", "load_muzero_run", "evaluate_muzero_run", "match_runs
 LOG_EVERY = 10   # training iterations per jitted chunk (one metrics line per chunk)
 
 # Self-play moves of the default run per game (what the closing notes measured).
-_DEFAULT_STEPS = {"pgx/tic_tac_toe": 300_000, "pgx/connect_four": 2_000_000}
+_DEFAULT_STEPS = {"pgx/tic_tac_toe": 150_000, "pgx/connect_four": 2_000_000}
 
 
 def default_steps(game_name: str) -> int:
@@ -161,7 +162,8 @@ def train_muzero(env_name: str, *, steps: int | None = None, seeds: int = 1,
       done_chunks += 1
       iteration = done_chunks * chunk
       finite = np.asarray(finite_fn(state))
-      with np.errstate(all="ignore"):
+      with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
         loss = np.nanmean(np.asarray(metrics["loss/total"], float), axis=1)
       loss = np.where(finite, np.where(np.isnan(loss), 0.0, loss), np.nan)
       if not np.all(np.isfinite(loss)):
@@ -175,7 +177,8 @@ def train_muzero(env_name: str, *, steps: int | None = None, seeds: int = 1,
                 "wall_s": wall_offset + time.time() - t_start}
       for k, v in metrics.items():
         v = np.asarray(v, float)
-        with np.errstate(all="ignore"):
+        with warnings.catch_warnings():   # a chunk without updates or finished games is NaN
+          warnings.simplefilter("ignore", RuntimeWarning)
           per_seed = v.sum(axis=1) if k == "train/episodes" else np.nanmean(v, axis=1)
         record[k] = per_seed
         record[k + "_mean"] = (float(np.nanmean(per_seed)) if np.any(np.isfinite(per_seed))
