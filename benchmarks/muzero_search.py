@@ -91,12 +91,17 @@ def main() -> None:
 
   state = jax.jit(agent.init)(jax.random.PRNGKey(3), hyper)
   iteration = jax.jit(agent.train_iteration)
-  # Fill the replay first so the timed iterations include their updates.
+  # Fill the replay first so the timed iterations include their updates; the first of these
+  # calls compiles the iteration.
   warm = -(-agent.window // config.steps_per_iteration) + 1
-  for _ in range(warm):
+  t0 = time.perf_counter()
+  state = jax.block_until_ready(iteration(state, hyper)[0])
+  first = time.perf_counter() - t0
+  for _ in range(warm - 1):
     state, _ = iteration(state, hyper)
   r = _time(lambda s: iteration(s, hyper)[0].moves, state, repeats=args.repeats,
             max_seconds=args.max_seconds)
+  r["compile_seconds"] = max(0.0, first - r["seconds"])
   moves = config.num_envs * config.steps_per_iteration
   r.update(num_envs=config.num_envs, steps_per_iteration=config.steps_per_iteration,
            num_simulations=config.num_simulations,

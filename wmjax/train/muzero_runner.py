@@ -221,9 +221,11 @@ def _plot(run: RunDir, env_name: str, seeds: int, two_player: bool) -> None:
   if two_player:
     plot_curve(run.read_metrics(), run.path / "curve.png", title=title,
                keys=("eval/win_vs_random", "eval/win_vs_greedy", "eval/loss_vs_greedy"),
-               x_key="env_steps", y_label="rate over evaluation games")
+               x_key="env_steps", y_label="rate over evaluation games",
+               x_label="self-play moves (all games)")
   else:
-    plot_curve(run.read_metrics(), run.path / "curve.png", title=title, x_key="env_steps")
+    plot_curve(run.read_metrics(), run.path / "curve.png", title=title, x_key="env_steps",
+               x_label="env steps (agent moves)")
 
 
 def load_muzero_run(run_dir: str | pathlib.Path):

@@ -12,7 +12,7 @@ __all__ = ["plot_curve"]
 def plot_curve(records: list[dict], path: str | pathlib.Path, *, title: str = "",
                keys: tuple[str, ...] = ("eval/episode_return", "train/episode_return"),
                x_key: str = "env_steps", reference: tuple[float, str] | None = None,
-               y_label: str = "episode return") -> None:
+               y_label: str = "episode return", x_label: str | None = None) -> None:
   """Draws return against env steps for every key present; per-seed lists become thin lines."""
   import matplotlib
 
@@ -33,7 +33,7 @@ def plot_curve(records: list[dict], path: str | pathlib.Path, *, title: str = ""
     ax.plot(x, y.mean(axis=1), color=color, linewidth=2, marker="o", markersize=3, label=label)
   if reference is not None:
     ax.axhline(reference[0], color="gray", linestyle="--", linewidth=1, label=reference[1])
-  ax.set_xlabel(x_key.replace("_", " "))
+  ax.set_xlabel(x_label or x_key.replace("_", " "))
   ax.set_ylabel(y_label)
   ax.set_title(title)
   ax.grid(alpha=0.3)
