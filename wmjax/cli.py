@@ -12,9 +12,10 @@ import typer
 
 app = typer.Typer(
     help="wmjax: model-based RL and world models in JAX. Train an agent with "
-    "`wmjax train pets --env dmc/CartpoleSwingup` or `wmjax train dreamer`, evaluate a run "
-    "folder with `wmjax eval RUN`, "
-    "list environments with `wmjax envs`.",
+    "`wmjax train pets --env dmc/CartpoleSwingup`, `wmjax train dreamer` or "
+    "`wmjax train muzero --env pgx/tic_tac_toe`, evaluate a run folder with `wmjax eval RUN` "
+    "(MuZero board games: `--opponent random|greedy|RUN`), play a trained board-game agent with "
+    "`wmjax play RUN`, list environments with `wmjax envs`.",
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 train_app = typer.Typer(help="Train an agent; writes a run folder (config, metrics, curve, "
                         "checkpoints).", no_args_is_help=True)
@@ -201,8 +202,7 @@ def eval_run(
         help="MuZero: search simulations per move (default: the run's eval_simulations).")] =
     None,
 ):
-  """Load a run's last checkpoint and evaluate it: returns of evaluation episodes, or, for a
-  MuZero board game, win/draw/loss rates against an opponent."""
+  """Load a run's last checkpoint and evaluate it (returns, or MuZero win/draw/loss rates)."""
   import json
 
   from wmjax.train.dreamer_runner import evaluate_dreamer_run

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 __all__ = ["TrainingDiverged", "stack_hyper", "config_from_dict", "all_finite", "bad_seeds",
-           "config_dict", "load_run"]
+           "config_dict", "load_run", "restore_or_init"]
 
 
 class TrainingDiverged(RuntimeError):
@@ -79,3 +79,22 @@ def load_run(run_dir: str | pathlib.Path, algo: str, config_cls, hyper_cls, buil
   finally:
     ckpt.close()
   return built, state, saved, step
+
+
+def restore_or_init(run, ckpt, init_fn, keys, hypers, resume: bool, on_init=None):
+  """The start of every driver: ``(state, done_chunks, wall_offset)``.
+
+  With ``resume`` and a checkpoint: restore the last one (into ``init_fn``'s output structure),
+  drop the metrics logged after it and continue the wall clock. Otherwise clear the metrics and
+  call ``init_fn(keys, hypers)``, after ``on_init()`` (e.g. a progress-bar note).
+  """
+  if resume and ckpt.latest_step() is not None:
+    abstract = jax.eval_shape(init_fn, keys, hypers)
+    done, state = ckpt.restore(abstract)
+    run.truncate_metrics(done)
+    prior = run.read_metrics()
+    return state, done, (prior[-1]["wall_s"] if prior else 0.0)
+  run.truncate_metrics(-1)
+  if on_init is not None:
+    on_init()
+  return init_fn(keys, hypers), 0, 0.0

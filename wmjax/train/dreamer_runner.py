@@ -26,6 +26,7 @@ from wmjax.train.common import (
     config_dict,
     config_from_dict,
     load_run,
+    restore_or_init,
     stack_hyper,
 )
 from wmjax.train.overrides import apply_overrides
@@ -125,17 +126,8 @@ def train_dreamer(env_name: str, *, steps: int, seeds: int = 1, out: str | pathl
   bar = tqdm(total=steps * repeat, unit="env step", disable=not progress, dynamic_ncols=True,
              desc=f"Dreamer {env_name} x{seeds} seed{'s' if seeds > 1 else ''}")
   t_start = time.time()
-  if resume and ckpt.latest_step() is not None:
-    abstract = jax.eval_shape(init_fn, keys, hypers)
-    done_chunks, state = ckpt.restore(abstract)
-    run.truncate_metrics(done_chunks)
-    prior = run.read_metrics()
-    wall_offset = prior[-1]["wall_s"] if prior else 0.0
-  else:
-    run.truncate_metrics(-1)
-    bar.set_postfix_str("prefill + compile")
-    state = init_fn(keys, hypers)
-    done_chunks, wall_offset = 0, 0.0
+  state, done_chunks, wall_offset = restore_or_init(
+      run, ckpt, init_fn, keys, hypers, resume, lambda: bar.set_postfix_str("prefill + compile"))
   bar.update(int(np.mean(np.asarray(state.agent_steps))) * repeat)
   eval_every = config.eval_every
   try:

@@ -26,6 +26,7 @@ from wmjax.train.common import (
     config_dict,
     config_from_dict,
     load_run,
+    restore_or_init,
     stack_hyper,
 )
 from wmjax.train.overrides import apply_overrides
@@ -142,17 +143,8 @@ def train_muzero(env_name: str, *, steps: int | None = None, seeds: int = 1,
              dynamic_ncols=True,
              desc=f"MuZero {env_name} x{seeds} seed{'s' if seeds > 1 else ''}")
   t_start = time.time()
-  if resume and ckpt.latest_step() is not None:
-    abstract = jax.eval_shape(init_fn, keys, hypers)
-    done_chunks, state = ckpt.restore(abstract)
-    run.truncate_metrics(done_chunks)
-    prior = run.read_metrics()
-    wall_offset = prior[-1]["wall_s"] if prior else 0.0
-  else:
-    run.truncate_metrics(-1)
-    bar.set_postfix_str("compiling")
-    state = init_fn(keys, hypers)
-    done_chunks, wall_offset = 0, 0.0
+  state, done_chunks, wall_offset = restore_or_init(
+      run, ckpt, init_fn, keys, hypers, resume, lambda: bar.set_postfix_str("compiling"))
   bar.update(done_chunks * chunk * moves)
   eval_every = config.eval_every
   try:
