@@ -297,11 +297,18 @@ def list_envs(
 ):
   """List every registered environment with its observation and action spec."""
   from wmjax.envs import make, names
+  from wmjax.envs.pgx import game_names
   from wmjax.envs.registry import entry
 
   matched = [n for n in names() if pattern.lower() in n.lower()]
-  if not matched:
+  games = [n for n in game_names() if n.startswith("pgx/") and pattern.lower() in n.lower()]
+  if not matched and not games:
     _fail(f"no environment name contains {pattern!r}")
+  for name in games:
+    typer.echo(f"{name}  pgx game for `wmjax train muzero` (legal-action masks, rewards to the "
+               "mover)")
+  if not matched:
+    return
   width = max(len(n) for n in matched)
   for name in matched:
     line = f"{name:<{width}}"

@@ -116,6 +116,8 @@ def test_envs_lists_specs():
   result = _invoke("envs", "fast")
   assert result.exit_code == 0
   assert "fast/PointMass" in result.output and "box(2" in result.output
+  result = _invoke("envs", "connect")
+  assert result.exit_code == 0 and "pgx/connect_four" in result.output
 
 
 def test_resume_after_a_lost_episode_reproduces_it(tmp_path):
