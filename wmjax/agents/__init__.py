@@ -7,9 +7,11 @@ from wmjax.agents.dreamer import (
     DreamerState,
     make_dreamer,
 )
+from wmjax.agents.dyna import Dyna, DynaConfig, DynaState, make_dyna
 from wmjax.agents.muzero import MuZero, MuZeroConfig, MuZeroHyper, MuZeroState, make_muzero
 from wmjax.agents.pets import PETS, PETSConfig, PETSHyper, PETSState, default_config, make_pets
 
 __all__ = ["PETS", "PETSConfig", "PETSHyper", "PETSState", "default_config", "make_pets",
            "Dreamer", "DreamerConfig", "DreamerHyper", "DreamerState", "make_dreamer",
-           "MuZero", "MuZeroConfig", "MuZeroHyper", "MuZeroState", "make_muzero"]
+           "MuZero", "MuZeroConfig", "MuZeroHyper", "MuZeroState", "make_muzero",
+           "Dyna", "DynaConfig", "DynaState", "make_dyna"]

@@ -2,7 +2,8 @@
 
 Suites: ``dmc/<Task>`` (every DM Control task in MuJoCo Playground, on MJX with ``impl='jax'``),
 ``brax/<name>`` (every brax env, MJX backend by default), ``pets/cartpole`` (the PETS paper's
-cart-pole) and ``fast/<name>`` (tiny envs for tests).
+cart-pole), ``fast/<name>`` (tiny envs for tests) and ``grid/<maze>`` (the tabular grid mazes of
+Sutton & Barto's chapter 8: ``grid/dyna_maze``, ``grid/blocking_maze``, ``grid/shortcut_maze``).
 """
 
 from __future__ import annotations
@@ -101,6 +102,12 @@ def _build_point_mass_discrete(**kwargs):
   return PointMassDiscrete(**kwargs), None, None   # discrete: no control range
 
 
+def _build_grid(maze: str, **kwargs):
+  from wmjax.envs import grid
+
+  return grid.GridMaze(getattr(grid, maze), **kwargs), None, None   # discrete: no control range
+
+
 @functools.cache
 def _register_builtin() -> None:
   from brax import envs as brax_envs
@@ -126,6 +133,13 @@ def _register_builtin() -> None:
   register("fast/PointMassDiscrete", EnvEntry(
       _build_point_mass_discrete, episode_length=50, reward_fn=fast.PointMassDiscrete.reward,
       description="fast/PointMass with 5 discrete actions (tests)"))
+  # The book has no time limit; 10_000 steps is far above a first episode's ~1,700 random steps.
+  for maze, description in (
+      ("DYNA_MAZE", "Sutton & Barto Figure 8.2: 6x9 Dyna maze, shortest path 14 (tabular)"),
+      ("BLOCKING_MAZE", "Sutton & Barto Figure 8.4: blocking maze, wall moves after 1000 steps"),
+      ("SHORTCUT_MAZE", "Sutton & Barto Figure 8.5: shortcut opens after 3000 steps")):
+    register(f"grid/{maze.lower()}", EnvEntry(functools.partial(_build_grid, maze),
+                                              episode_length=10_000, description=description))
 
 
 def names() -> list[str]:
@@ -143,7 +157,7 @@ def entry(name: str) -> EnvEntry:
     hint = f" Did you mean: {', '.join(suggestions)}?" if suggestions else ""
     raise ValueError(
         f"unknown environment {name!r}.{hint} Run `wmjax envs` to list all "
-        f"{len(_REGISTRY)} environments (suites: dmc/, brax/, pets/, fast/)."
+        f"{len(_REGISTRY)} environments (suites: dmc/, brax/, pets/, fast/, grid/)."
     )
   return _REGISTRY[name]
 
