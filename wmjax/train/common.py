@@ -84,9 +84,13 @@ def load_run(run_dir: str | pathlib.Path, algo: str, config_cls, hyper_cls, buil
 def restore_or_init(run, ckpt, init_fn, keys, hypers, resume: bool, on_init=None):
   """The start of every driver: ``(state, done_chunks, wall_offset)``.
 
-  With ``resume`` and a checkpoint: restore the last one (into ``init_fn``'s output structure),
-  drop the metrics logged after it and continue the wall clock. Otherwise clear the metrics and
-  call ``init_fn(keys, hypers)``, after ``on_init()`` (e.g. a progress-bar note).
+  With ``resume`` and a checkpoint: restore the newest one that restores (into ``init_fn``'s
+  output structure; a corrupt or unfinished newer one is skipped with a
+  ``CheckpointFallbackWarning`` naming it, see ``Checkpointer.restore``), drop the metrics logged
+  after the step restored and continue the wall clock from there. If checkpoints exist but none
+  restores, ``UnrestorableCheckpointError`` (a FileNotFoundError) is raised: a run is never
+  silently restarted from scratch. Otherwise clear the metrics and call ``init_fn(keys,
+  hypers)``, after ``on_init()`` (e.g. a progress-bar note).
   """
   if resume and ckpt.latest_step() is not None:
     abstract = jax.eval_shape(init_fn, keys, hypers)
