@@ -30,3 +30,26 @@ def test_add_sequence_vmaps_over_seeds():
   valid = jnp.array([[1, 1, 1, 1], [1, 1, 0, 0]], jnp.float32)
   bufs = jax.vmap(add_sequence)(bufs, seqs, valid)
   np.testing.assert_array_equal(np.asarray(bufs.size), [4, 2])
+
+
+def test_ring_wraps_and_keeps_the_newest_rows():
+  from wmjax.replay import add_batch, init_ring
+
+  ring = init_ring((3,), (1,), capacity=6)
+  ring = jax.jit(add_batch)(ring, _seq(4, 0.0))
+  ring = add_batch(ring, _seq(4, 10.0))
+  assert int(ring.size) == 6 and int(ring.index) == 2
+  # Rows 0-1 were overwritten by the second batch's last two rows.
+  np.testing.assert_allclose(np.asarray(ring.data.reward), [12, 13, 2, 3, 10, 11])
+
+
+def test_ring_packs_only_valid_rows_and_samples_only_written_ones():
+  from wmjax.replay import add_batch, init_ring, sample_rows
+
+  ring = init_ring((3,), (1,), capacity=10)
+  valid = jnp.array([1, 0, 1, 0, 1], bool)
+  ring = jax.jit(add_batch)(ring, _seq(5, 1.0), valid)
+  assert int(ring.size) == 3 and int(ring.index) == 3
+  np.testing.assert_allclose(np.asarray(ring.data.reward[:4]), [1, 3, 5, 0])
+  drawn = sample_rows(ring, jax.random.PRNGKey(0), 200)
+  assert set(np.asarray(drawn.reward).tolist()) == {1.0, 3.0, 5.0}

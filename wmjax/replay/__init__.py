@@ -8,12 +8,24 @@ from wmjax.replay.sequences import (
     init_sequence_buffer,
     sample_sequences,
 )
-from wmjax.replay.transitions import TransitionBuffer, add_sequence, init_buffer
+from wmjax.replay.transitions import (
+    RingBuffer,
+    TransitionBuffer,
+    add_batch,
+    add_sequence,
+    init_buffer,
+    init_ring,
+    sample_rows,
+)
 
 __all__ = [
     "TransitionBuffer",
     "add_sequence",
     "init_buffer",
+    "RingBuffer",
+    "init_ring",
+    "add_batch",
+    "sample_rows",
     "SequenceBuffer",
     "init_sequence_buffer",
     "add_step",

@@ -1,0 +1,76 @@
+"""`wmjax train mbpo` learns the point mass; `wmjax train sac` (brax's trainer) writes the same
+run folder; `wmjax compare` draws both and tabulates returns at given steps."""
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from wmjax.cli import app
+
+runner = CliRunner()
+
+
+def _invoke(*args):
+  return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def mbpo_run(tmp_path_factory):
+  # 200 random steps, then 36 iterations of 50 steps, each: refit, 1000 rollouts of 3 model
+  # steps, 50 real steps with 4 SAC updates each (90% model data); 16 evaluation episodes.
+  out = tmp_path_factory.mktemp("runs") / "mbpo"
+  result = _invoke("train", "mbpo", "--env", "fast/PointMass", "--steps", 2000,
+                   "--set", "eval_episodes=16", "--set", "eval_every=9", "--out", out,
+                   "--no-progress")
+  assert result.exit_code == 0, result.output
+  return out
+
+
+def test_mbpo_learns_the_point_mass(mbpo_run):
+  """A random policy scores about 28 and a good controller about 45 (fast.PointMass)."""
+  records = [json.loads(x) for x in (mbpo_run / "metrics.jsonl").read_text().splitlines()]
+  assert records[-1]["env_steps"] == 2000 and records[-1]["sac_updates"] == 36 * 50 * 4
+  evals = [r["eval/episode_return_mean"] for r in records if "eval/episode_return" in r]
+  assert len(evals) == 4
+  assert evals[-1] > 38.0, evals
+  assert (mbpo_run / "curve.png").exists()
+  config = json.loads((mbpo_run / "config.json").read_text())
+  assert config["algo"] == "mbpo" and config["derived"]["real_per_batch"] == 6
+
+
+def test_eval_and_compare_with_brax_sac(mbpo_run, tmp_path):
+  result = _invoke("eval", mbpo_run, "--episodes", 4)
+  assert result.exit_code == 0, result.output
+  assert "mean return" in result.output
+
+  sac = tmp_path / "sac"
+  result = _invoke("train", "sac", "--env", "fast/PointMass", "--steps", 600, "--set",
+                   "eval_every=300", "--set", "min_replay_size=100", "--out", sac,
+                   "--no-progress")
+  assert result.exit_code == 0, result.output
+  records = [json.loads(x) for x in (sac / "metrics.jsonl").read_text().splitlines()]
+  assert [r["env_steps"] for r in records][0] == 0 and records[-1]["env_steps"] >= 600
+  assert np.isfinite(records[-1]["eval/episode_return_mean"])
+  assert any((sac / "checkpoints" / "seed_0").iterdir())
+
+  figure = tmp_path / "compare.png"
+  table = tmp_path / "compare.json"
+  result = _invoke("compare", mbpo_run, sac, "--at", "600", "--out", figure, "--json", table)
+  assert result.exit_code == 0, result.output
+  assert figure.stat().st_size > 10_000
+  rows = json.loads(table.read_text())
+  assert [r["algo"] for r in rows] == ["mbpo", "sac"]
+  assert all(r["return@600"] is not None for r in rows)
+
+
+def test_bad_input_is_refused(tmp_path):
+  result = _invoke("train", "mbpo", "--env", "fast/PointMassDiscrete", "--out", tmp_path / "a",
+                   "--no-progress")
+  assert result.exit_code == 2 and "continuous actions" in result.output
+  result = _invoke("train", "sac", "--env", "fast/PointMass", "--set", "bogus=1",
+                   "--out", tmp_path / "b", "--no-progress")
+  assert result.exit_code == 2 and "Accepted" in result.output and "learning_rate" in result.output
+  result = _invoke("compare", tmp_path / "nothing")
+  assert result.exit_code == 2 and "no config.json" in result.output
