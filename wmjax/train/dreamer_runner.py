@@ -164,8 +164,8 @@ def train_dreamer(env_name: str, *, steps: int, seeds: int = 1, out: str | pathl
             jax.random.fold_in(eval_key, done_chunks), seeds)))
         record["eval/episode_return"] = returns.mean(axis=1)
         record["eval/episode_return_mean"] = float(returns.mean())
+      run.log(record)   # before the checkpoint: a kill between them loses no line on resume
       ckpt.save(done_chunks, state)
-      run.log(record)
       plot_curve(run.read_metrics(), run.path / "curve.png",
                  title=f"Dreamer on {env_name} ({seeds} seed{'s' if seeds > 1 else ''})",
                  reference=reference)

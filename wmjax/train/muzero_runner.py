@@ -193,8 +193,8 @@ def train_muzero(env_name: str, *, steps: int | None = None, seeds: int = 1,
             record["eval/episode_return"] = res.mean(axis=1)
             record["eval/episode_return_mean"] = float(res.mean())
             post["eval"] = f"{res.mean():.1f}"
+      run.log(record)   # before the checkpoint: a kill between them loses no line on resume
       ckpt.save(done_chunks, state)
-      run.log(record)
       _plot(run, env_name, seeds, two_player)
       bar.update(moves * chunk)
       if record.get("loss/total_mean") is not None:

@@ -194,9 +194,9 @@ def train_pets(env_name: str, *, steps: int, seeds: int = 1, out: str | pathlib.
         returns = evaluate(state, jax.random.fold_in(eval_key, iteration))
         record["eval/episode_return"] = returns.mean(axis=1)
         record["eval/episode_return_mean"] = float(returns.mean())
+      run.log(record)   # before the checkpoint: a kill between them loses no line on resume
       ckpt.save(iteration, state)
       last_good = iteration
-      run.log(record)
       plot_curve(run.read_metrics(), run.path / "curve.png",
                  title=f"PETS on {env_name} ({seeds} seed{'s' if seeds > 1 else ''})",
                  reference=reference)
