@@ -156,6 +156,127 @@ def train_muzero(
                  f"{last[f'eval/loss_vs_{opp}_mean']:.1%}")
 
 
+@train_app.command("mbpo")
+def train_mbpo(
+    env: Annotated[str, typer.Option(
+        help="Environment, suite/name (see `wmjax envs`): continuous actions, vector "
+        "observations, best without terminal states (model rollouts never terminate).")] =
+    "dmc/CartpoleSwingup",
+    steps: Annotated[int, typer.Option(
+        help="Agent steps of real data in all, random prefill included (each agent step is "
+        "action_repeat env steps); rounded up to whole iterations of steps_per_iteration.")] =
+    12_500,
+    seeds: Annotated[int, typer.Option(
+        help="Independent seeds, run as one vmapped program; curves are per seed and mean.")] = 1,
+    seed: Annotated[int, typer.Option(help="Base random seed.")] = 0,
+    out: Annotated[pathlib.Path | None, typer.Option(
+        help="Run folder; default runs/mbpo-<env>-<time>. Refused if it already holds a run, "
+        "unless --resume.")] = None,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="Override a setting, key=value, repeatable: e.g. --set rollout_length=5 "
+        "--set updates_per_step=20 --set real_ratio=0.1 --set sac_lr=1e-3. Keys are the fields "
+        "of MBPOConfig and MBPOHyper (wmjax/agents/mbpo.py).")] = None,
+    resume: Annotated[bool, typer.Option(
+        help="Continue the run in --out from its last checkpoint, with its saved settings.")] =
+    False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+):
+  """MBPO (deep Dyna): ensemble model, short branched rollouts, SAC trained mostly on model data.
+
+  Each iteration refits the probabilistic ensemble on all real data, starts rollout_batch
+  rollouts of rollout_length model steps from replayed real states, then takes
+  steps_per_iteration real steps with SAC, each followed by updates_per_step SAC updates on
+  batches that are real_ratio real data and the rest model data: one jitted program.
+  """
+  from wmjax.train.mbpo_runner import train_mbpo as run_mbpo
+
+  _train(run_mbpo, "mbpo", env, steps=steps, seeds=seeds, seed=seed, out=out, sets=set_,
+         resume=resume, progress=progress)
+
+
+def _brax_command(algo: str, doc: str):
+  """``wmjax train sac|ppo``: brax's own trainer, writing our run folder."""
+
+  def command(
+      env: Annotated[str, typer.Option(
+          help="Environment, suite/name (see `wmjax envs`): continuous actions, vector "
+          "observations.")] = "dmc/CartpoleSwingup",
+      steps: Annotated[int, typer.Option(
+          help="Env steps per seed (action repeat included, as brax counts them).")] = 50_000,
+      seeds: Annotated[int, typer.Option(
+          help="Seeds seed .. seed+seeds-1, trained one after another.")] = 1,
+      seed: Annotated[int, typer.Option(help="Base random seed.")] = 0,
+      out: Annotated[pathlib.Path | None, typer.Option(
+          help="Run folder; default runs/<sac|ppo>-<env>-<time>. Refused if it already holds "
+          "a run.")] = None,
+      set_: Annotated[list[str] | None, typer.Option(
+          "--set", help="Override an argument of brax's trainer, key=value, repeatable: e.g. "
+          "--set learning_rate=1e-3 --set num_envs=64 --set eval_every=5000 (env steps between "
+          "evaluations).")] = None,
+      progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+  ):
+    from wmjax.train.brax_runner import train_brax
+
+    _train(lambda env_, **kw: train_brax(algo, env_, **kw), algo, env, steps=steps,
+           seeds=seeds, seed=seed, out=out, sets=set_, resume=False, progress=progress)
+
+  command.__doc__ = doc
+  train_app.command(algo)(command)
+
+
+_brax_command("sac", "SAC (model-free baseline) through brax's own trainer "
+              "(brax.training.agents.sac), on the same envs and run folder as our agents.")
+_brax_command("ppo", "PPO (model-free baseline) through brax's own trainer "
+              "(brax.training.agents.ppo), on the same envs and run folder as our agents.")
+
+
+@train_app.command("worldmodels")
+def train_worldmodels(
+    env: Annotated[str, typer.Option(
+        help="A pixel environment, suite/name (see `wmjax envs`): image observations "
+        "[H, W, C], continuous (or discrete) actions.")] = "fast/PointMassPixels",
+    generations: Annotated[int | None, typer.Option(
+        help="CMA-ES generations for the controller (default: the env's tuned setting, 60 for "
+        "fast/ envs).")] = None,
+    seeds: Annotated[int, typer.Option(
+        help="Independent seeds, run as one vmapped program; curves are per seed and mean.")] = 1,
+    seed: Annotated[int, typer.Option(help="Base random seed.")] = 0,
+    out: Annotated[pathlib.Path | None, typer.Option(
+        help="Run folder; default runs/worldmodels-<env>-<time>. Refused if it already holds a "
+        "run, unless --resume.")] = None,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="Override a setting, key=value, repeatable: e.g. --set mode=real "
+        "--set mode=dream --set tau=1.15 --set population_size=64 --set rollouts=16 "
+        "--set latent_size=32 --set hidden_size=256 --set episodes=1000. Keys are the fields "
+        "of WorldModelsConfig and WorldModelsHyper (wmjax/agents/worldmodels.py).")] = None,
+    resume: Annotated[bool, typer.Option(
+        help="Continue the run in --out from its last checkpoint, with its saved settings.")] =
+    False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+):
+  """World Models (Ha & Schmidhuber 2018): VAE (V) + MDN-RNN (M) + linear controller (C) by
+  CMA-ES.
+
+  Three stages. 1. Collect `episodes` random-policy episodes and train V, a convolutional VAE,
+  on their frames. 2. Train M, an LSTM with a mixture-of-Gaussians output, to predict the next
+  latent z (and reward, termination) from z and the action a. 3. Train C, a linear controller
+  a = tanh(W (z, h) + b) on z and M's hidden state h, with
+  CMA-ES (evosax), the whole population evaluated as one vmapped rollout. Two modes:
+  `--set mode=real` evaluates candidates in the real environment; `--set mode=dream` evaluates
+  them only inside M's dream at temperature `--set tau=...` (higher tau: a noisier dream that
+  is harder to exploit), and the curve shows the controller's return in the real environment.
+  Writes curve.png, reconstructions.png (V) and dream.gif / dream.png (a real episode next to
+  M's dream from the same first frame).
+  """
+  from wmjax.train.worldmodels_runner import train_worldmodels as run_worldmodels
+
+  run = _train(run_worldmodels, "worldmodels", env, generations=generations, seeds=seeds,
+               seed=seed, out=out, sets=set_, resume=resume, progress=progress)
+  for name in ("reconstructions.png", "dream.gif"):
+    if (run.path / name).exists():
+      typer.echo(f"{name}: {run.path / name}")
+
+
 def _train(run_fn, algo: str, env: str, *, out, sets, resume: bool, **kwargs):
   """Checks the resume flags, runs ``run_fn``, turns known errors into a clean exit, reports."""
   from wmjax.train.common import TrainingDiverged
@@ -185,6 +306,47 @@ def _report(run) -> None:
                f"(per seed: {per_seed}) after {last['env_steps']} env steps, "
                f"{last['wall_s']:.0f} s")
   typer.echo(f"learning curve: {run.path / 'curve.png'}")
+
+
+@app.command("compare")
+def compare(
+    run_dirs: Annotated[list[pathlib.Path], typer.Argument(
+        help="Run folders written by `wmjax train` (any algorithms, model-based and "
+        "model-free); runs of different envs get their own row of panels.")],
+    out: Annotated[pathlib.Path, typer.Option(help="The figure to write (PNG).")] =
+    pathlib.Path("compare.png"),
+    at: Annotated[str, typer.Option(
+        help="Env steps at which to tabulate the evaluation return, comma-separated (the "
+        "evaluation nearest to each, within 10%).")] = "",
+    json_out: Annotated[pathlib.Path | None, typer.Option(
+        "--json", help="Also write the table as JSON here.")] = None,
+):
+  """Evaluation return of several runs against env steps (sample efficiency) and wall-clock."""
+  import json
+
+  from wmjax.train.compare import compare_runs
+
+  try:
+    at_steps = [float(x) for x in at.split(",") if x.strip()]
+  except ValueError:
+    _fail(f"--at takes comma-separated env steps, e.g. 20000,50000; got {at!r}")
+  try:
+    rows = compare_runs(run_dirs, out, at_steps=at_steps)
+  except (ValueError, FileNotFoundError) as e:
+    _fail(str(e))
+  header = ["algo", "env", "seeds", *[f"@{int(s)}" for s in at_steps], "last", "at steps",
+            "wall s"]
+  typer.echo("  ".join(f"{h:>12}" for h in header))
+  for r in rows:
+    cells = [r["algo"], r["env"].split("/")[-1][:12], str(r["seeds"])]
+    cells += [_num(r[f"return@{int(s)}"]) for s in at_steps]
+    cells += [_num(r["last_return"]), str(r["last_env_steps"]),
+              "-" if r["wall_s"] is None else f"{r['wall_s']:.0f}"]
+    typer.echo("  ".join(f"{c:>12}" for c in cells))
+  typer.echo(f"figure: {out}")
+  if json_out is not None:
+    json_out.write_text(json.dumps(rows, indent=2) + "\n")
+    typer.echo(f"table: {json_out}")
 
 
 @app.command("eval")
@@ -219,7 +381,11 @@ def eval_run(
     return
   if opponent is not None:
     _fail(f"--opponent is for MuZero board-game runs; {run_dir} is a {algo!r} run")
-  evaluators = {"pets": evaluate_pets_run, "dreamer": evaluate_dreamer_run}
+  from wmjax.train.mbpo_runner import evaluate_mbpo_run
+  from wmjax.train.worldmodels_runner import evaluate_worldmodels_run
+
+  evaluators = {"pets": evaluate_pets_run, "dreamer": evaluate_dreamer_run,
+                "mbpo": evaluate_mbpo_run, "worldmodels": evaluate_worldmodels_run}
   if algo not in evaluators:
     _fail(f"{run_dir} is a {algo!r} run; `wmjax eval` knows {', '.join(evaluators)}")
   try:

@@ -1,5 +1,5 @@
 """World models: the PETS probabilistic ensemble and particle propagation; Dreamer's RSSM;
-MuZero's representation, dynamics and prediction networks."""
+MuZero's representation, dynamics and prediction networks; World Models' VAE and MDN-RNN."""
 
 from wmjax.models.ensemble import (
     Ensemble,
@@ -8,9 +8,11 @@ from wmjax.models.ensemble import (
     Normalizer,
     make_ensemble,
 )
+from wmjax.models.mdnrnn import MDNOutput, MDNRNNConfig, MDNRNNFns, make_mdnrnn
 from wmjax.models.muzero import MuZeroFns, MuZeroNetConfig, make_muzero_net
 from wmjax.models.propagation import PROPAGATIONS, make_objective, rollout
 from wmjax.models.rssm import RSSMState, WorldModelConfig, WorldModelFns, make_world_model
+from wmjax.models.vae import VAEConfig, VAEFns, make_vae
 
 __all__ = [
     "PROPAGATIONS",
@@ -28,4 +30,11 @@ __all__ = [
     "MuZeroFns",
     "MuZeroNetConfig",
     "make_muzero_net",
+    "VAEConfig",
+    "VAEFns",
+    "make_vae",
+    "MDNOutput",
+    "MDNRNNConfig",
+    "MDNRNNFns",
+    "make_mdnrnn",
 ]
