@@ -52,7 +52,7 @@ class MBPOConfig:
   model_batch_size: int = 256
   model_train_steps: int = 200         # gradient steps per refit (one refit per iteration)
   holdout_fraction: float = 0.1
-  nll_beta: float = 0.0
+  nll_beta: float = 0.5                # beta-NLL (see ensemble.py): 0 is the plain Gaussian NLL
   # Branched rollouts.
   rollout_batch: int = 10_000          # rollouts started per iteration
   rollout_length: int = 1              # model steps per rollout (k)
@@ -136,12 +136,12 @@ def default_config(env_name: str) -> MBPOConfig:
     # one 1000-step episode, evaluated every 2000 env steps.
     return MBPOConfig(action_repeat=4, steps_per_iteration=250, prefill_steps=500,
                       ensemble_size=5, num_elites=4, hidden_sizes=(200, 200, 200),
-                      model_train_steps=200, rollout_batch=5000, rollout_length=1,
+                      model_train_steps=1000, rollout_batch=5000, rollout_length=1,
                       model_retain_iterations=5, sac_hidden_sizes=(256, 256),
                       updates_per_step=5, eval_every=2, eval_episodes=4)
   if env_name.startswith("brax/"):
     return MBPOConfig(steps_per_iteration=250, prefill_steps=2000, ensemble_size=5,
-                      num_elites=4, hidden_sizes=(200, 200, 200), model_train_steps=200,
+                      num_elites=4, hidden_sizes=(200, 200, 200), model_train_steps=500,
                       rollout_batch=5000, rollout_length=1, model_retain_iterations=5,
                       sac_hidden_sizes=(256, 256), updates_per_step=5, eval_every=8,
                       eval_episodes=4)

@@ -69,7 +69,7 @@ def default_kwargs(algo: str, env_name: str) -> dict:
     # Sample-efficiency SAC (Haarnoja et al.): one env, one update of 256 per agent step.
     return {**common, "num_envs": 1, "batch_size": 256, "learning_rate": 3e-4,
             "discounting": 0.99, "grad_updates_per_step": 1, "min_replay_size": 2000 // (
-                4 if dmc else 1), "max_replay_size": 1_000_000, "tau": 0.005,
+                4 if dmc else 1), "max_replay_size": None, "tau": 0.005,
             "normalize_observations": False, "reward_scaling": 1.0}
   if algo == "ppo":
     return {**common, "num_envs": 16, "batch_size": 64, "num_minibatches": 8,
@@ -138,6 +138,10 @@ def train_brax(algo: str, env_name: str, *, steps: int, seeds: int = 1,
     raise ValueError(f"--steps must be >= 1, got {steps}")
   kwargs = _apply_sets(algo, default_kwargs(algo, env_name), list(sets))
   eval_every = int(kwargs.pop("eval_every"))
+  if algo == "sac" and kwargs.get("max_replay_size") is None:
+    # Room for every transition of the run, and no more: brax's buffer is one array that the
+    # trainer carries through its loop, so a 1M-row default costs time at every step on a CPU.
+    kwargs["max_replay_size"] = steps // int(kwargs.get("action_repeat", 1)) + 1000
   if eval_every < 1:
     raise ValueError(f"eval_every must be >= 1 env steps, got {eval_every}")
   env, spec = make_brax_env(env_name)
