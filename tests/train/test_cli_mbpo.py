@@ -74,3 +74,16 @@ def test_bad_input_is_refused(tmp_path):
   assert result.exit_code == 2 and "Accepted" in result.output and "learning_rate" in result.output
   result = _invoke("compare", tmp_path / "nothing")
   assert result.exit_code == 2 and "no config.json" in result.output
+
+
+def test_brax_ppo_writes_a_run_folder(tmp_path):
+  out = tmp_path / "ppo"
+  result = _invoke("train", "ppo", "--env", "fast/PointMass", "--steps", 4096, "--set",
+                   "eval_every=2048", "--set", "num_envs=8", "--set", "batch_size=32",
+                   "--set", "num_minibatches=4", "--set", "unroll_length=16", "--out", out,
+                   "--no-progress")
+  assert result.exit_code == 0, result.output
+  records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+  assert records[0]["env_steps"] == 0 and records[-1]["env_steps"] >= 4096
+  assert all(np.isfinite(r["eval/episode_return_mean"]) for r in records)
+  assert any((out / "checkpoints" / "seed_0").iterdir())

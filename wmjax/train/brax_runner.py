@@ -30,8 +30,9 @@ BRAX_ALGOS = ("sac", "ppo")
 
 # Arguments the driver sets itself: not accepted from --set.
 _DRIVER_ARGS = ("environment", "num_timesteps", "seed", "progress_fn", "checkpoint_logdir",
-                "restore_checkpoint_path", "wrap_env", "wrap_env_fn", "eval_env",
-                "randomization_fn", "network_factory", "num_evals", "policy_params_fn")
+                "save_checkpoint_path", "restore_checkpoint_path", "wrap_env", "wrap_env_fn",
+                "eval_env", "randomization_fn", "network_factory", "num_evals",
+                "policy_params_fn")
 
 
 def _jax_compat() -> None:
@@ -171,8 +172,10 @@ def train_brax(algo: str, env_name: str, *, steps: int, seeds: int = 1,
 
       ckpt_dir = run.checkpoint_dir / f"seed_{i}"
       ckpt_dir.mkdir(parents=True, exist_ok=True)
+      # brax's SAC names its checkpoint folder checkpoint_logdir, its PPO save_checkpoint_path.
+      ckpt_arg = "checkpoint_logdir" if algo == "sac" else "save_checkpoint_path"
       train_fn(environment=env, num_timesteps=steps, seed=seed + i, num_evals=num_evals,
-               progress_fn=progress_fn, checkpoint_logdir=str(ckpt_dir.absolute()),
+               progress_fn=progress_fn, **{ckpt_arg: str(ckpt_dir.absolute())},
                **_wrap_kwargs(env_name), **kwargs)
       per_seed.append(rows)
   finally:
