@@ -39,7 +39,7 @@ import jax.numpy as jnp
 from wmjax.envs.base import State
 from wmjax.envs.grid import GridMaze, Maze, MazeSpec
 
-__all__ = ["Dyna", "DynaConfig", "DynaState", "make_dyna"]
+__all__ = ["Dyna", "DynaConfig", "DynaHyper", "DynaState", "make_dyna", "default_config"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +69,25 @@ class DynaConfig:
       raise ValueError(f"kappa must be >= 0, got {self.kappa}")
 
 
+class DynaHyper(NamedTuple):
+  """The agent's numeric settings as a pytree, so that runs with different values are one vmapped
+  program (``init(key, hyper)``); ``None`` fields are taken from the :class:`DynaConfig`."""
+
+  alpha: float | None = None
+  epsilon: float | None = None
+  gamma: float | None = None
+  kappa: float | None = None    # the Dyna-Q+ bonus weight (needs a config with kappa > 0 or
+                                # plan_untried to plan with untried actions as the book does)
+
+
+def default_config(env_name: str) -> DynaConfig:
+  """The book's settings: Example 8.1 (n = 5) for the Dyna maze; Dyna-Q+ as Figure 8.4 for the
+  blocking and shortcut mazes (alpha 1, n 10, kappa 1e-3: the book gives none)."""
+  if env_name in ("grid/blocking_maze", "grid/shortcut_maze"):
+    return DynaConfig(planning_steps=10, alpha=1.0, kappa=1e-3)
+  return DynaConfig()
+
+
 class DynaState(NamedTuple):
   """The agent's tables and the maze it acts in (one run; vmap for many)."""
 
@@ -83,12 +102,13 @@ class DynaState(NamedTuple):
   visited_cells: jax.Array  # [S] int32 cells acted from, in the order first visited
   num_visited: jax.Array   # () int32 valid entries of visited_cells
   env_state: State         # the maze; env_state.info["t"] counts real steps across episodes
+  hyper: DynaHyper         # float32 [] each: alpha, epsilon, gamma, kappa of this run
 
 
 class Dyna(NamedTuple):
   """Pure functions of a tabular Dyna-Q agent; jit them (``num_*`` arguments are static)."""
 
-  init: Callable[[jax.Array], DynaState]
+  init: Callable[..., DynaState]      # (key, hyper=None) -> state
   # One real step with learning and planning -> (state, reward, done); at the goal the maze
   # restarts (clock kept), so the state is always ready for the next step.
   step: Callable[[DynaState, jax.Array], tuple[DynaState, jax.Array, jax.Array]]
@@ -125,9 +145,12 @@ def make_dyna(env: GridMaze | MazeSpec | Maze | str, config: DynaConfig = DynaCo
   maze = _as_grid_maze(env)
   num_cells, num_actions = maze.num_cells, maze.num_actions
   plan_untried = config.kappa > 0 if config.plan_untried is None else bool(config.plan_untried)
-  alpha, gamma = config.alpha, config.gamma
 
-  def init(key: jax.Array) -> DynaState:
+  def init(key: jax.Array, hyper: DynaHyper | None = None) -> DynaState:
+    hyper = DynaHyper() if hyper is None else hyper
+    values = DynaHyper(*(
+        jnp.asarray(getattr(config, f) if v is None else v, jnp.float32)
+        for f, v in zip(DynaHyper._fields, hyper, strict=True)))
     shape = (num_cells, num_actions)
     cells = jnp.arange(num_cells, dtype=jnp.int32)
     return DynaState(
@@ -142,6 +165,7 @@ def make_dyna(env: GridMaze | MazeSpec | Maze | str, config: DynaConfig = DynaCo
         visited_cells=jnp.zeros(num_cells, jnp.int32),
         num_visited=jnp.zeros((), jnp.int32),
         env_state=maze.reset(key),
+        hyper=values,
     )
 
   def greedy_action(state: DynaState, key: jax.Array, cell: jax.Array) -> jax.Array:
@@ -149,14 +173,14 @@ def make_dyna(env: GridMaze | MazeSpec | Maze | str, config: DynaConfig = DynaCo
 
   def act(state: DynaState, noise: jax.Array, cell: jax.Array) -> jax.Array:
     """Epsilon-greedy from uniform ``noise [A + 2]`` (one random draw per step compiles fast)."""
-    explore = noise[0] < config.epsilon
+    explore = noise[0] < state.hyper.epsilon
     random_action = jnp.minimum((noise[1] * num_actions).astype(jnp.int32), num_actions - 1)
     greedy = _argmax_random_ties(noise[2:], state.q[cell])
     return jnp.where(explore, random_action, greedy)
 
-  def q_update(q, cell, action, reward, done, next_cell):
-    target = reward + gamma * (1.0 - done) * q[next_cell].max()
-    return q.at[cell, action].add(alpha * (target - q[cell, action]))
+  def q_update(hyper, q, cell, action, reward, done, next_cell):
+    target = reward + hyper.gamma * (1.0 - done) * q[next_cell].max()
+    return q.at[cell, action].add(hyper.alpha * (target - q[cell, action]))
 
   def sample_pair(state: DynaState, noise: jax.Array) -> tuple[jax.Array, jax.Array]:
     """The (cell, action) of one planning update, from uniform ``noise [1 + A]``."""
@@ -186,10 +210,10 @@ def make_dyna(env: GridMaze | MazeSpec | Maze | str, config: DynaConfig = DynaCo
     def body(i, q):
       cell, action = sample_pair(state, noise[i])
       reward = state.model_reward[cell, action]
-      if config.kappa > 0:
-        tau = (now - state.last_tried[cell, action]).astype(jnp.float32)
-        reward = reward + config.kappa * jnp.sqrt(tau)
-      return q_update(q, cell, action, reward, state.model_done[cell, action],
+      # The Dyna-Q+ bonus; with kappa 0 (Dyna-Q) it adds exactly 0.
+      tau = (now - state.last_tried[cell, action]).astype(jnp.float32)
+      reward = reward + state.hyper.kappa * jnp.sqrt(tau)
+      return q_update(state.hyper, q, cell, action, reward, state.model_done[cell, action],
                       state.model_next[cell, action])
 
     return state._replace(q=jax.lax.fori_loop(0, config.planning_steps, body, state.q))
@@ -208,7 +232,7 @@ def make_dyna(env: GridMaze | MazeSpec | Maze | str, config: DynaConfig = DynaCo
     new_pair = ~state.tried[cell, action]
     new_cell = ~state.tried[cell].any()
     state = state._replace(
-        q=q_update(state.q, cell, action, reward, done, next_cell),
+        q=q_update(state.hyper, state.q, cell, action, reward, done, next_cell),
         model_next=state.model_next.at[cell, action].set(next_cell),
         model_reward=state.model_reward.at[cell, action].set(reward),
         model_done=state.model_done.at[cell, action].set(done),

@@ -20,14 +20,16 @@ from wmjax.nets import heads
 from wmjax.replay.sequences import sample_sequences
 from wmjax.train.checkpoint import Checkpointer
 from wmjax.train.common import (
-    TrainingDiverged,
-    all_finite,
-    bad_seeds,
-    config_dict,
-    config_from_dict,
-    load_run,
-    restore_or_init,
-    stack_hyper,
+  RunAxis,
+  TrainingDiverged,
+  all_finite,
+  axis_inputs,
+  bad_seeds,
+  config_dict,
+  config_from_dict,
+  load_run,
+  resolve_axis,
+  restore_or_init,
 )
 from wmjax.train.overrides import apply_overrides
 from wmjax.train.plots import plot_curve
@@ -75,7 +77,8 @@ def _resolve(env_name, sets):
 
 def train_dreamer(env_name: str, *, steps: int, seeds: int = 1, out: str | pathlib.Path,
                   sets: list[str] = (), resume: bool = False, seed: int = 0,
-                  progress: bool = True, reference: tuple[float, str] | None = None) -> RunDir:
+                  progress: bool = True, reference: tuple[float, str] | None = None,
+                  run_axis: RunAxis | None = None, devices: int | None = 1) -> RunDir:
   """Trains Dreamer on ``env_name`` for ``steps`` agent steps (prefill included), ``seeds``
   seeds in one vmapped program. Writes ``config.json``, ``metrics.jsonl``, ``curve.png``,
   ``reconstructions.png`` and orbax checkpoints to ``out``; ``resume`` continues a run.
@@ -93,6 +96,8 @@ def train_dreamer(env_name: str, *, steps: int, seeds: int = 1, out: str | pathl
     if seeds < 1:
       raise ValueError(f"--seeds must be >= 1, got {seeds}")
     config, hyper = _resolve(env_name, sets)
+  axis = resolve_axis(resume, run.read_config() if resume else None, seeds, seed, run_axis)
+  seeds = axis.size   # runs on the vmapped axis (seeds x hyperparameter points)
   built = _build(env_name, steps, config, hyper)
   dreamer, env = built.dreamer, built.env
   if not resume:
@@ -102,9 +107,8 @@ def train_dreamer(env_name: str, *, steps: int, seeds: int = 1, out: str | pathl
                "model": dataclasses.asdict(dreamer.model_config),
                "spec": dataclasses.asdict(env.spec)}
     run.write_config(config_dict("dreamer", env_name, steps, seeds, seed, config, hyper,
-                                 derived))
-  hypers = stack_hyper(hyper, seeds)
-  keys = jax.random.split(jax.random.PRNGKey(seed), seeds)
+                                 derived, run_axis=axis))
+  keys, hypers, mesh = axis_inputs(axis, hyper, devices)
   eval_key = jax.random.PRNGKey(seed + 10_000)
   chunk = built.chunk_iterations
 
@@ -127,7 +131,8 @@ def train_dreamer(env_name: str, *, steps: int, seeds: int = 1, out: str | pathl
              desc=f"Dreamer {env_name} x{seeds} seed{'s' if seeds > 1 else ''}")
   t_start = time.time()
   state, done_chunks, wall_offset = restore_or_init(
-      run, ckpt, init_fn, keys, hypers, resume, lambda: bar.set_postfix_str("prefill + compile"))
+      run, ckpt, init_fn, keys, hypers, resume, lambda: bar.set_postfix_str("prefill + compile"),
+      mesh=mesh)
   bar.update(int(np.mean(np.asarray(state.agent_steps))) * repeat)
   eval_every = config.eval_every
   try:

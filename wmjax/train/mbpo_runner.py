@@ -18,14 +18,16 @@ from wmjax import envs
 from wmjax.agents import mbpo as mbpo_lib
 from wmjax.train.checkpoint import Checkpointer
 from wmjax.train.common import (
-    TrainingDiverged,
-    all_finite,
-    bad_seeds,
-    config_dict,
-    config_from_dict,
-    load_run,
-    restore_or_init,
-    stack_hyper,
+  RunAxis,
+  TrainingDiverged,
+  all_finite,
+  axis_inputs,
+  bad_seeds,
+  config_dict,
+  config_from_dict,
+  load_run,
+  resolve_axis,
+  restore_or_init,
 )
 from wmjax.train.overrides import apply_overrides
 from wmjax.train.plots import plot_curve
@@ -68,7 +70,8 @@ def summarize_metrics(record: dict, metrics: dict) -> None:
 
 def train_mbpo(env_name: str, *, steps: int, seeds: int = 1, out: str | pathlib.Path,
                sets: list[str] = (), resume: bool = False, seed: int = 0,
-               progress: bool = True) -> RunDir:
+               progress: bool = True,
+               run_axis: RunAxis | None = None, devices: int | None = 1) -> RunDir:
   """Trains MBPO on ``env_name`` for ``steps`` agent steps (random prefill included), ``seeds``
   seeds in one vmapped program. Writes ``config.json``, ``metrics.jsonl``, ``curve.png`` and
   orbax checkpoints to ``out``; ``resume`` continues a run.
@@ -87,15 +90,17 @@ def train_mbpo(env_name: str, *, steps: int, seeds: int = 1, out: str | pathlib.
       raise ValueError(f"--seeds must be >= 1, got {seeds}")
     config, hyper = apply_overrides(mbpo_lib.default_config(env_name),
                                     mbpo_lib.default_hyper(env_name), list(sets))
+  axis = resolve_axis(resume, run.read_config() if resume else None, seeds, seed, run_axis)
+  seeds = axis.size   # runs on the vmapped axis (seeds x hyperparameter points)
   built = _build(env_name, steps, config, hyper)
   mbpo, env = built.mbpo, built.env
   if not resume:
     derived = {"iterations": built.iterations, "real_per_batch": config.real_per_batch,
                "model_capacity": config.model_capacity,
                "spec": dataclasses.asdict(env.spec)}
-    run.write_config(config_dict("mbpo", env_name, steps, seeds, seed, config, hyper, derived))
-  hypers = stack_hyper(hyper, seeds)
-  keys = jax.random.split(jax.random.PRNGKey(seed), seeds)
+    run.write_config(config_dict("mbpo", env_name, steps, seeds, seed, config, hyper, derived,
+                                 run_axis=axis))
+  keys, hypers, mesh = axis_inputs(axis, hyper, devices)
   eval_key = jax.random.PRNGKey(seed + 10_000)
 
   init_fn = jax.jit(jax.vmap(mbpo.init))
@@ -110,7 +115,8 @@ def train_mbpo(env_name: str, *, steps: int, seeds: int = 1, out: str | pathlib.
              desc=f"MBPO {env_name} x{seeds} seed{'s' if seeds > 1 else ''}")
   t_start = time.time()
   state, done, wall_offset = restore_or_init(
-      run, ckpt, init_fn, keys, hypers, resume, lambda: bar.set_postfix_str("prefill + compile"))
+      run, ckpt, init_fn, keys, hypers, resume, lambda: bar.set_postfix_str("prefill + compile"),
+      mesh=mesh)
   bar.update(int(np.mean(np.asarray(state.agent_steps))) * repeat)
   warned = False
   try:

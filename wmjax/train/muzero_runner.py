@@ -20,14 +20,16 @@ from wmjax.agents import muzero as muzero_lib
 from wmjax.envs.pgx import make_game
 from wmjax.train.checkpoint import Checkpointer
 from wmjax.train.common import (
-    TrainingDiverged,
-    all_finite,
-    bad_seeds,
-    config_dict,
-    config_from_dict,
-    load_run,
-    restore_or_init,
-    stack_hyper,
+  RunAxis,
+  TrainingDiverged,
+  all_finite,
+  axis_inputs,
+  bad_seeds,
+  config_dict,
+  config_from_dict,
+  load_run,
+  resolve_axis,
+  restore_or_init,
 )
 from wmjax.train.overrides import apply_overrides
 from wmjax.train.plots import plot_curve
@@ -92,7 +94,8 @@ def _resolve(game_name, sets):
 
 def train_muzero(env_name: str, *, steps: int | None = None, seeds: int = 1,
                  out: str | pathlib.Path, sets: list[str] = (), resume: bool = False,
-                 seed: int = 0, progress: bool = True) -> RunDir:
+                 seed: int = 0, progress: bool = True,
+                 run_axis: RunAxis | None = None, devices: int | None = 1) -> RunDir:
   """Trains MuZero on a game for ``steps`` self-play moves (all parallel games together),
   ``seeds`` seeds in one vmapped program. Writes ``config.json``, ``metrics.jsonl``,
   ``curve.png`` and orbax checkpoints to ``out``; ``resume`` continues a run."""
@@ -111,6 +114,8 @@ def train_muzero(env_name: str, *, steps: int | None = None, seeds: int = 1,
     steps = steps or default_steps(env_name)
     make_game(env_name)    # refuses unknown, continuous or non-zero-sum games before any work
     config, hyper = _resolve(env_name, sets)
+  axis = resolve_axis(resume, run.read_config() if resume else None, seeds, seed, run_axis)
+  seeds = axis.size   # runs on the vmapped axis (seeds x hyperparameter points)
   built = _build(env_name, steps, config, hyper)
   agent, game = built.agent, built.game
   two_player = game.two_player
@@ -120,9 +125,8 @@ def train_muzero(env_name: str, *, steps: int | None = None, seeds: int = 1,
                "players": game.num_players, "num_actions": game.num_actions,
                "obs_shape": list(game.obs_shape), "max_steps": game.max_steps}
     run.write_config(config_dict("muzero", env_name, steps, seeds, seed, config, hyper,
-                                 derived))
-  hypers = stack_hyper(hyper, seeds)
-  keys = jax.random.split(jax.random.PRNGKey(seed), seeds)
+                                 derived, run_axis=axis))
+  keys, hypers, mesh = axis_inputs(axis, hyper, devices)
   eval_key = jax.random.PRNGKey(seed + 10_000)
   chunk = built.chunk_iterations
 
@@ -144,7 +148,7 @@ def train_muzero(env_name: str, *, steps: int | None = None, seeds: int = 1,
              desc=f"MuZero {env_name} x{seeds} seed{'s' if seeds > 1 else ''}")
   t_start = time.time()
   state, done_chunks, wall_offset = restore_or_init(
-      run, ckpt, init_fn, keys, hypers, resume, lambda: bar.set_postfix_str("compiling"))
+      run, ckpt, init_fn, keys, hypers, resume, lambda: bar.set_postfix_str("compiling"), mesh=mesh)
   bar.update(done_chunks * chunk * moves)
   eval_every = config.eval_every
   try:
@@ -246,7 +250,7 @@ def evaluate_muzero_run(run_dir, *, games: int = 200, opponent: str = "random",
                      "without --opponent")
   fn = jax.jit(jax.vmap(make_evaluator(agent, games, opponent)))
   keys = jax.random.split(jax.random.PRNGKey(seed), saved["seeds"])
-  hypers = stack_hyper(built.hyper, saved["seeds"])
+  hypers = RunAxis.from_saved(saved).hypers(built.hyper)
   return np.asarray(fn(state.params, hypers, keys)), saved, step, built.game.two_player
 
 

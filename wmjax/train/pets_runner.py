@@ -17,11 +17,15 @@ from wmjax import envs
 from wmjax.agents import pets as pets_lib
 from wmjax.train.checkpoint import Checkpointer
 from wmjax.train.common import (
-    TrainingDiverged,
-    bad_seeds,
-    config_from_dict,
-    load_run,
-    stack_hyper,
+  RunAxis,
+  TrainingDiverged,
+  axis_inputs,
+  bad_seeds,
+  check_run_memory,
+  config_from_dict,
+  load_run,
+  place_runs,
+  resolve_axis,
 )
 from wmjax.train.overrides import apply_overrides
 from wmjax.train.plots import plot_curve
@@ -56,8 +60,9 @@ def _build(env_name: str, steps: int, config: pets_lib.PETSConfig,
   return _Built(env, config, hyper, pets, num_episodes, planned)
 
 
-def _config_dict(algo, env_name, steps, seeds, seed, built: _Built) -> dict:
-  return {
+def _config_dict(algo, env_name, steps, seeds, seed, built: _Built,
+                 run_axis: RunAxis | None = None) -> dict:
+  d = {
       "algo": algo, "env": env_name, "steps": steps, "seeds": seeds, "seed": seed,
       "config": dataclasses.asdict(built.config), "hyper": built.hyper._asdict(),
       "derived": {"steps_per_episode": built.env.steps_per_episode,
@@ -65,6 +70,9 @@ def _config_dict(algo, env_name, steps, seeds, seed, built: _Built) -> dict:
                   "spec": dataclasses.asdict(built.env.spec)},
       "jax": {"version": jax.__version__, "backend": jax.default_backend()},
   }
+  if run_axis is not None:
+    d["seeds"], d["run_axis"] = run_axis.size, run_axis.to_dict()
+  return d
 
 
 def _from_config_dict(d: dict) -> tuple[pets_lib.PETSConfig, pets_lib.PETSHyper]:
@@ -78,7 +86,8 @@ def _params_finite(state: pets_lib.PETSState) -> jax.Array:
 
 def train_pets(env_name: str, *, steps: int, seeds: int = 1, out: str | pathlib.Path,
                sets: list[str] = (), resume: bool = False, seed: int = 0,
-               progress: bool = True, reference: tuple[float, str] | None = None) -> RunDir:
+               progress: bool = True, reference: tuple[float, str] | None = None,
+               run_axis: RunAxis | None = None, devices: int | None = 1) -> RunDir:
   """Trains PETS on ``env_name`` for ``steps`` agent steps, ``seeds`` seeds in one program.
 
   Writes ``config.json``, ``metrics.jsonl`` (one line per episode, per-seed lists and means),
@@ -102,12 +111,13 @@ def train_pets(env_name: str, *, steps: int, seeds: int = 1, out: str | pathlib.
   if float(hyper.disagreement_coef) != 0.0 and not config.disagreement:
     raise ValueError("disagreement_coef is set but disagreement=false: the coefficient would "
                      "be ignored. Add --set disagreement=true.")
+  axis = resolve_axis(resume, run.read_config() if resume else None, seeds, seed, run_axis)
+  seeds = axis.size   # runs on the vmapped axis (seeds x hyperparameter points)
   built = _build(env_name, steps, config, hyper)
   if not resume:
-    run.write_config(_config_dict("pets", env_name, steps, seeds, seed, built))
+    run.write_config(_config_dict("pets", env_name, steps, seeds, seed, built, run_axis=axis))
   pets, env = built.pets, built.env
-  hypers = stack_hyper(hyper, seeds)
-  keys = jax.random.split(jax.random.PRNGKey(seed), seeds)
+  keys, hypers, mesh = axis_inputs(axis, hyper, devices)
   eval_key = jax.random.PRNGKey(seed + 10_000)
 
   init_fn = jax.jit(jax.vmap(pets.init))
@@ -139,15 +149,17 @@ def train_pets(env_name: str, *, steps: int, seeds: int = 1, out: str | pathlib.
   per_episode = env.steps_per_episode
   repeat = config.action_repeat
   t_start = time.time()
+  abstract = jax.eval_shape(init_fn, keys, hypers)
+  check_run_memory(run, ckpt, abstract, mesh, resume)
   if resume and ckpt.latest_step() is not None:
-    abstract = jax.eval_shape(init_fn, keys, hypers)
     iteration, state = ckpt.restore(abstract)
+    state = place_runs(state, mesh)
     run.truncate_metrics(iteration)
     prior = run.read_metrics()
     wall_offset = prior[-1]["wall_s"] if prior else 0.0
   else:
     run.truncate_metrics(-1)
-    state = init_fn(keys, hypers)
+    state = place_runs(init_fn(keys, hypers), mesh)
     finite = np.asarray(params_finite_fn(state))
     if not finite.all():
       ckpt.close()
@@ -224,7 +236,7 @@ def evaluate_pets_run(run_dir: str | pathlib.Path, episodes: int = 5, seed: int 
   pets = pets_lib.make_pets(built.env, config,
                             total_steps=built.num_episodes * built.env.steps_per_episode)
   seeds = saved["seeds"]
-  hypers = stack_hyper(built.hyper, seeds)
+  hypers = RunAxis.from_saved(saved).hypers(built.hyper)
   keys = jax.random.split(jax.random.PRNGKey(seed), seeds)
   returns = jax.jit(jax.vmap(pets.evaluate))(state, keys, hypers)
   return np.asarray(returns), saved, step

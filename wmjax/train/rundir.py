@@ -88,3 +88,19 @@ class RunDir:
     """Drops records logged after ``last_iteration`` (work lost when a run stopped early)."""
     kept = [r for r in self.read_metrics() if r.get("iteration", 0) <= last_iteration]
     self.metrics_path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+
+  def discard(self) -> None:
+    """Removes a run folder that never started (config written, nothing trained): its
+    ``config.json``, an empty ``metrics.jsonl`` and ``checkpoints/``, and the folder if empty."""
+    import shutil
+
+    if self.checkpoint_dir.exists() and not any(
+        p for p in self.checkpoint_dir.iterdir() if not p.name.startswith(".")):
+      shutil.rmtree(self.checkpoint_dir)
+    if self.metrics_path.exists() and not self.metrics_path.read_text().strip():
+      self.metrics_path.unlink()
+    if self.config_path.exists():
+      self.config_path.unlink()
+    if self.path.exists() and not any(self.path.iterdir()):
+      self.path.rmdir()
+

@@ -21,14 +21,16 @@ from wmjax import envs
 from wmjax.agents import worldmodels as wm_lib
 from wmjax.train.checkpoint import Checkpointer
 from wmjax.train.common import (
-    TrainingDiverged,
-    all_finite,
-    bad_seeds,
-    config_dict,
-    config_from_dict,
-    load_run,
-    restore_or_init,
-    stack_hyper,
+  RunAxis,
+  TrainingDiverged,
+  all_finite,
+  axis_inputs,
+  bad_seeds,
+  config_dict,
+  config_from_dict,
+  load_run,
+  resolve_axis,
+  restore_or_init,
 )
 from wmjax.train.overrides import apply_overrides
 from wmjax.train.plots import plot_curve
@@ -81,7 +83,8 @@ def _resolve(env_name, sets, generations):
 
 def train_worldmodels(env_name: str, *, generations: int | None = None, seeds: int = 1,
                       out: str | pathlib.Path, sets: list[str] = (), resume: bool = False,
-                      seed: int = 0, progress: bool = True) -> RunDir:
+                      seed: int = 0, progress: bool = True,
+                      run_axis: RunAxis | None = None, devices: int | None = 1) -> RunDir:
   """Trains World Models on ``env_name`` (``seeds`` seeds in one vmapped program): V and M on
   random-policy episodes, then C by CMA-ES for ``generations`` (default: the config's) in the
   real environment or in M's dream (``--set mode=real|dream``). Writes ``config.json``,
@@ -98,12 +101,13 @@ def train_worldmodels(env_name: str, *, generations: int | None = None, seeds: i
     env_name, seeds, seed = saved["env"], saved["seeds"], saved["seed"]
     config, hyper = config_from_dict(wm_lib.WorldModelsConfig, wm_lib.WorldModelsHyper, saved)
     built = _build(env_name, None, config, hyper)
+    axis = resolve_axis(True, saved, seeds, seed, None)
   else:
-    if seeds < 1:
-      raise ValueError(f"--seeds must be >= 1, got {seeds}")
+    axis = resolve_axis(False, None, seeds, seed, run_axis)
     config, hyper = _resolve(env_name, sets, generations)
     built = _build(env_name, None, config, hyper)   # bad settings fail before the folder exists
     run = RunDir(out)
+  seeds = axis.size   # runs on the vmapped axis (seeds x hyperparameter points)
   wm, env, chunks = built.wm, built.env, built.chunks
   steps_per_episode = env.steps_per_episode
   repeat = config.action_repeat
@@ -117,9 +121,8 @@ def train_worldmodels(env_name: str, *, generations: int | None = None, seeds: i
                "vae": dataclasses.asdict(wm.vae_config), "mdn": dataclasses.asdict(wm.mdn_config),
                "spec": dataclasses.asdict(env.spec)}
     run.write_config(config_dict("worldmodels", env_name, config.generations, seeds, seed,
-                                 config, hyper, derived))
-  hypers = stack_hyper(hyper, seeds)
-  keys = jax.random.split(jax.random.PRNGKey(seed), seeds)
+                                 config, hyper, derived, run_axis=axis))
+  keys, hypers, mesh = axis_inputs(axis, hyper, devices)
   eval_key = jax.random.PRNGKey(seed + 10_000)
 
   collect_fn = jax.jit(jax.vmap(wm.collect))
@@ -148,7 +151,8 @@ def train_worldmodels(env_name: str, *, generations: int | None = None, seeds: i
   t_start = time.time()
   state, done_chunks, wall_offset = restore_or_init(
       run, ckpt, init_fn, keys, hypers, resume,
-      lambda: bar.set_postfix_str(f"collect {config.episodes} random episodes + compile"))
+      lambda: bar.set_postfix_str(f"collect {config.episodes} random episodes + compile"),
+      mesh=mesh)
   random_returns = np.asarray(state.data.reward).sum(-1)   # [seeds, episodes]
   bar.update(done_chunks)
   try:
