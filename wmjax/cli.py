@@ -75,12 +75,15 @@ def train_pets(
         help="Continue the run in --out from its last checkpoint, with its saved settings.")] =
     False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    devices: Annotated[int, typer.Option(
+        help="Local devices to split the seeds over (jax.sharding; the largest count <= this "
+        "that divides the seeds is used); 0: all.")] = 1,
 ):
   """PETS: probabilistic ensemble + trajectory sampling + CEM/MPPI model-predictive control."""
   from wmjax.train.pets_runner import train_pets as run_pets
 
   _train(run_pets, "pets", env, steps=steps, seeds=seeds, seed=seed, out=out, sets=set_,
-         resume=resume, progress=progress)
+         resume=resume, progress=progress, devices=devices)
 
 
 @train_app.command("dreamer")
@@ -107,12 +110,15 @@ def train_dreamer(
         help="Continue the run in --out from its last checkpoint, with its saved settings.")] =
     False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    devices: Annotated[int, typer.Option(
+        help="Local devices to split the seeds over (jax.sharding; the largest count <= this "
+        "that divides the seeds is used); 0: all.")] = 1,
 ):
   """Dreamer (V3-style): RSSM world model; actor and critic trained in imagination."""
   from wmjax.train.dreamer_runner import train_dreamer as run_dreamer
 
   run = _train(run_dreamer, "dreamer", env, steps=steps, seeds=seeds, seed=seed, out=out,
-               sets=set_, resume=resume, progress=progress)
+               sets=set_, resume=resume, progress=progress, devices=devices)
   if (run.path / "reconstructions.png").exists():
     typer.echo(f"world-model reconstructions: {run.path / 'reconstructions.png'}")
 
@@ -142,12 +148,15 @@ def train_muzero(
         help="Continue the run in --out from its last checkpoint, with its saved settings.")] =
     False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    devices: Annotated[int, typer.Option(
+        help="Local devices to split the seeds over (jax.sharding; the largest count <= this "
+        "that divides the seeds is used); 0: all.")] = 1,
 ):
   """MuZero: learned latent model + MCTS (mctx), self-play fused on device."""
   from wmjax.train.muzero_runner import train_muzero as run_muzero
 
   run = _train(run_muzero, "muzero", env, steps=steps, seeds=seeds, seed=seed, out=out,
-               sets=set_, resume=resume, progress=progress)
+               sets=set_, resume=resume, progress=progress, devices=devices)
   last = run.read_metrics()[-1] if run.read_metrics() else {}
   for opp in ("random", "greedy"):
     if f"eval/win_vs_{opp}_mean" in last:
@@ -180,6 +189,9 @@ def train_mbpo(
         help="Continue the run in --out from its last checkpoint, with its saved settings.")] =
     False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    devices: Annotated[int, typer.Option(
+        help="Local devices to split the seeds over (jax.sharding; the largest count <= this "
+        "that divides the seeds is used); 0: all.")] = 1,
 ):
   """MBPO (deep Dyna): ensemble model, short branched rollouts, SAC trained mostly on model data.
 
@@ -191,7 +203,7 @@ def train_mbpo(
   from wmjax.train.mbpo_runner import train_mbpo as run_mbpo
 
   _train(run_mbpo, "mbpo", env, steps=steps, seeds=seeds, seed=seed, out=out, sets=set_,
-         resume=resume, progress=progress)
+         resume=resume, progress=progress, devices=devices)
 
 
 def _brax_command(algo: str, doc: str):
@@ -253,6 +265,9 @@ def train_worldmodels(
         help="Continue the run in --out from its last checkpoint, with its saved settings.")] =
     False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    devices: Annotated[int, typer.Option(
+        help="Local devices to split the seeds over (jax.sharding; the largest count <= this "
+        "that divides the seeds is used); 0: all.")] = 1,
 ):
   """World Models (Ha & Schmidhuber 2018): VAE (V) + MDN-RNN (M) + linear controller (C) by
   CMA-ES.
@@ -271,15 +286,136 @@ def train_worldmodels(
   from wmjax.train.worldmodels_runner import train_worldmodels as run_worldmodels
 
   run = _train(run_worldmodels, "worldmodels", env, generations=generations, seeds=seeds,
-               seed=seed, out=out, sets=set_, resume=resume, progress=progress)
+               seed=seed, out=out, sets=set_, resume=resume, progress=progress, devices=devices)
   for name in ("reconstructions.png", "dream.gif"):
     if (run.path / name).exists():
       typer.echo(f"{name}: {run.path / name}")
 
 
+@train_app.command("dyna")
+def train_dyna(
+    env: Annotated[str, typer.Option(
+        help="A grid maze: grid/dyna_maze, grid/blocking_maze or grid/shortcut_maze.")] =
+    "grid/dyna_maze",
+    steps: Annotated[int, typer.Option(help="Real time steps per run (rounded up to 100s).")] =
+    3_000,
+    seeds: Annotated[int, typer.Option(
+        help="Independent runs, one vmapped program; curves are per run and mean.")] = 1,
+    seed: Annotated[int, typer.Option(help="Base random seed.")] = 0,
+    out: Annotated[pathlib.Path | None, typer.Option(
+        help="Run folder; default runs/dyna-<env>-<time>. Refused if it already holds a run, "
+        "unless --resume.")] = None,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="Override a setting, key=value, repeatable: e.g. --set planning_steps=50 "
+        "--set kappa=1e-3 (Dyna-Q+) --set alpha=0.5. Keys are the fields of DynaConfig "
+        "(wmjax/agents/dyna.py).")] = None,
+    resume: Annotated[bool, typer.Option(
+        help="Continue the run in --out from its last checkpoint, with its saved settings.")] =
+    False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    devices: Annotated[int, typer.Option(
+        help="Local devices to split the runs over; 0: all.")] = 1,
+):
+  """Tabular Dyna-Q / Dyna-Q+ (Sutton & Barto ch. 8) on a grid maze.
+
+  Per real step: an epsilon-greedy action, a Q-learning update, a model update, then
+  planning_steps updates from remembered transitions; logs the cumulative reward and the
+  greedy path length every 100 steps.
+  """
+  from wmjax.train.dyna_runner import train_dyna as run_dyna
+
+  run = _train(run_dyna, "dyna", env, steps=steps, seeds=seeds, seed=seed, out=out, sets=set_,
+               resume=resume, progress=progress, devices=devices)
+  last = run.read_metrics()[-1]
+  typer.echo(f"cumulative reward after {last['env_steps']} steps: "
+             f"{last['train/cumulative_reward_mean']:.1f}; greedy path: "
+             f"{last['eval/steps_to_goal_mean']:.1f} steps")
+
+
+@app.command("sweep")
+def sweep(
+    algo: Annotated[str, typer.Argument(
+        help="Agent: pets, dreamer, muzero, mbpo, worldmodels or dyna.")],
+    env: Annotated[str, typer.Option(help="Environment, suite/name (see `wmjax envs`).")],
+    seeds: Annotated[int, typer.Option(help="Seeds per grid point.")] = 4,
+    grid: Annotated[list[str] | None, typer.Option(
+        "--grid", help="name=v1,v2,...; repeatable. A hyperparameter (a field of the agent's "
+        "Hyper, e.g. learning_rate, discount) is vmapped with the seeds in one program; a static "
+        "setting (a Config field, e.g. horizon, hidden_sizes) compiles one program per value. "
+        "Tuple values are separated by |: --grid hidden_sizes=64,64|128,128.")] = None,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="A fixed setting for every run, key=value, repeatable (as in train).")] =
+    None,
+    steps: Annotated[int | None, typer.Option(
+        help="Length of each run, as the agent's train command counts it (World Models: "
+        "CMA-ES generations); default: the agent's.")] = None,
+    seed: Annotated[int, typer.Option(help="Base random seed.")] = 0,
+    out: Annotated[pathlib.Path | None, typer.Option(
+        help="Sweep folder; default sweeps/<algo>-<env>-<time>.")] = None,
+    devices: Annotated[int, typer.Option(
+        help="Local devices to split each program's runs over; 0: all.")] = 0,
+    resume: Annotated[bool, typer.Option(
+        help="Continue the sweep in --out: unfinished programs from their checkpoints, missing "
+        "ones from the start.")] = False,
+    metric: Annotated[str | None, typer.Option(
+        help="Metric of the aggregate (a key of metrics.jsonl); default: eval/episode_return, "
+        "else eval/win_vs_greedy (board games), eval/steps_to_goal (Dyna).")] = None,
+    memory_limit: Annotated[str | None, typer.Option(
+        help="Device memory to plan against, e.g. 16GiB (default: what the device reports).")] =
+    None,
+    coordinator: Annotated[str | None, typer.Option(
+        help="Multi-host: HOST:PORT of process 0 (or JAX_COORDINATOR_ADDRESS).")] = None,
+    num_processes: Annotated[int | None, typer.Option(
+        help="Multi-host: number of processes (or JAX_NUM_PROCESSES).")] = None,
+    process_id: Annotated[int | None, typer.Option(
+        help="Multi-host: this process's index (or JAX_PROCESS_ID).")] = None,
+    distributed_auto: Annotated[bool, typer.Option(
+        help="Multi-host: let jax.distributed detect the cluster (SLURM, Open MPI, TPU).")] =
+    False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar per program.")] = True,
+):
+  """A sweep: seeds x hyperparameter grid as few compiled programs, over all local devices and
+  hosts, into one folder with an aggregate table and plot.
+
+  Every run of a program is one entry of its vmapped run axis (all hyperparameter points x
+  seeds), split over the local devices with jax.sharding. Static settings in the grid compile one
+  program per combination. With several processes each takes its share of every program's runs;
+  process 0 writes summary.json, summary.md and sweep.png (mean with 95% bootstrap interval and
+  interquartile mean over seeds, per grid point).
+  """
+  import os
+
+  from wmjax.train.common import SweepTooLarge, TrainingDiverged
+  from wmjax.train.rundir import RunExistsError
+  from wmjax.train.sweep import init_distributed, run_sweep
+
+  previous = os.environ.get("WMJAX_DEVICE_MEMORY")
+  if memory_limit:
+    os.environ["WMJAX_DEVICE_MEMORY"] = memory_limit
+  try:
+    index, count = init_distributed(coordinator, num_processes, process_id, distributed_auto)
+    if out is None:
+      if index > 0 or num_processes:
+        _fail("multi-process sweeps need the same --out on every process")
+      out = pathlib.Path("sweeps") / _default_out(algo, env).name
+    summary = run_sweep(algo, env, out=out, seeds=seeds, grid=grid or [], sets=set_ or [],
+                        steps=steps, seed=seed, devices=devices, resume=resume, metric=metric,
+                        progress=progress, log=typer.echo, process=(index, count))
+  except (ValueError, KeyError, RunExistsError, FileNotFoundError, FileExistsError,
+          TrainingDiverged, SweepTooLarge, RuntimeError) as e:
+    _fail(str(e.args[0]) if e.args else str(e))
+  finally:
+    if previous is None:
+      os.environ.pop("WMJAX_DEVICE_MEMORY", None)
+    else:
+      os.environ["WMJAX_DEVICE_MEMORY"] = previous
+  if summary is not None:
+    typer.echo(f"sweep folder: {out} (summary.md, summary.json, sweep.png)")
+
+
 def _train(run_fn, algo: str, env: str, *, out, sets, resume: bool, **kwargs):
   """Checks the resume flags, runs ``run_fn``, turns known errors into a clean exit, reports."""
-  from wmjax.train.common import TrainingDiverged
+  from wmjax.train.common import SweepTooLarge, TrainingDiverged
   from wmjax.train.rundir import RunExistsError
 
   if resume and out is None:
@@ -290,7 +426,8 @@ def _train(run_fn, algo: str, env: str, *, out, sets, resume: bool, **kwargs):
   out = out or _default_out(algo, env)
   try:
     run = run_fn(env, out=out, sets=sets or [], resume=resume, **kwargs)
-  except (ValueError, KeyError, RunExistsError, FileNotFoundError, TrainingDiverged) as e:
+  except (ValueError, KeyError, RunExistsError, FileNotFoundError, TrainingDiverged,
+          SweepTooLarge) as e:
     _fail(str(e.args[0]) if e.args else str(e))
   _report(run)
   return run
