@@ -160,16 +160,18 @@ def test_sharded_runs_equal_single_device(tmp_path):
 
 def test_sharded_mbpo_equals_single_device(tmp_path):
   """The same for a neural agent (MBPO's ensemble and SAC), to float32 round-off: one iteration
-  (random prefill, model refit, branched rollouts, 50 real steps with SAC updates). XLA's CPU
+  (random prefill, model refit, branched rollouts, 20 real steps with SAC updates). XLA's CPU
   matmuls round differently for the one-device batch of 4 runs and the per-device batch of 1,
   and training amplifies such differences over many iterations (eval returns drift by ~0.3%
   after two), so the check is made after one."""
   finals = {}
   for devices in (1, 0):
     out = tmp_path / f"mbpo{devices}"
-    result = _invoke("train", "mbpo", "--env", "fast/PointMass", "--steps", 250, "--seeds", 4,
+    result = _invoke("train", "mbpo", "--env", "fast/PointMass", "--steps", 70, "--seeds", 4,
+                     "--set", "prefill_steps=50", "--set", "steps_per_iteration=20",
                      "--set", "eval_every=0", "--set", "eval_episodes=2", "--set",
-                     "model_train_steps=20", "--set", "rollout_batch=100", "--devices",
+                     "model_train_steps=20", "--set", "rollout_batch=100", "--set",
+                     "hidden_sizes=32,32", "--set", "sac_hidden_sizes=32,32", "--devices",
                      devices, "--out", out, "--no-progress")
     assert result.exit_code == 0, result.output
     finals[devices] = _lines(out)[-1]
