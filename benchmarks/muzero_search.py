@@ -40,6 +40,55 @@ def _time(fn, *args, repeats: int, max_seconds: float) -> dict:
   return {"seconds": run, "compile_seconds": max(0.0, first - run), "timed_calls": len(times)}
 
 
+def bench_search(agent, game, params, hyper, config, simulations, batches, repeats: int,
+                 max_seconds: float) -> list[dict]:
+  """One mctx search over ``B`` positions for each simulation count and batch: a dict each."""
+  out = []
+  discount = muzero_lib.ply_discount(game, jnp.float32(hyper.discount))
+  for sims in simulations:
+    search_config = dataclasses.replace(muzero_lib.search_config(config), num_simulations=sims)
+    search = jax.jit(make_search(agent.net, search_config), static_argnums=5)
+    for batch in batches:
+      games = jax.vmap(game.init)(jax.random.split(jax.random.PRNGKey(1), batch))
+      r = _time(lambda o, legal, fn=search: fn(params, jax.random.PRNGKey(2), o, legal,
+                                               discount, True).action,
+                games.observation, games.legal, repeats=repeats, max_seconds=max_seconds)
+      r.update(batch=batch, simulations=sims,
+               simulations_per_s=batch * sims / r["seconds"],
+               positions_per_s=batch / r["seconds"])
+      out.append(r)
+      print(f"  search batch {batch:5d} x {sims:3d} simulations: "
+            f"{r['simulations_per_s']:12,.0f} simulations/s, {r['positions_per_s']:10,.1f} "
+            f"moves searched/s  (compile {r['compile_seconds']:.1f} s)")
+  return out
+
+
+def bench_iteration(agent, config, hyper, repeats: int, max_seconds: float) -> dict:
+  """The whole jitted training iteration (self-play, replay writes, updates), replay filled."""
+  state = jax.jit(agent.init)(jax.random.PRNGKey(3), hyper)
+  iteration = jax.jit(agent.train_iteration)
+  # Fill the replay first so the timed iterations include their updates; the first of these
+  # calls compiles the iteration.
+  warm = -(-agent.window // config.steps_per_iteration) + 1
+  t0 = time.perf_counter()
+  state = jax.block_until_ready(iteration(state, hyper)[0])
+  first = time.perf_counter() - t0
+  for _ in range(warm - 1):
+    state, _ = iteration(state, hyper)
+  r = _time(lambda s: iteration(s, hyper)[0].moves, state, repeats=repeats,
+            max_seconds=max_seconds)
+  r["compile_seconds"] = max(0.0, first - r["seconds"])
+  moves = config.num_envs * config.steps_per_iteration
+  r.update(num_envs=config.num_envs, steps_per_iteration=config.steps_per_iteration,
+           num_simulations=config.num_simulations,
+           updates_per_iteration=config.updates_per_iteration, batch_size=config.batch_size,
+           self_play_moves_per_s=moves / r["seconds"])
+  print(f"  training iteration ({moves} self-play moves with {config.num_simulations} "
+        f"simulations, {config.updates_per_iteration} updates of {config.batch_size}): "
+        f"{r['self_play_moves_per_s']:8.1f} moves/s (compile {r['compile_seconds']:.1f} s)")
+  return r
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--game", default="pgx/connect_four")
@@ -71,46 +120,9 @@ def main() -> None:
             "search": [], "iteration": None}
   print(f"device {result['device']}, jax {jax.__version__}, {args.game}, {config.net} network "
         f"({result['params']:,} parameters), {args.search} search")
-  discount = muzero_lib.ply_discount(game, jnp.float32(hyper.discount))
-  for sims in args.simulations:
-    search_config = dataclasses.replace(muzero_lib.search_config(config), num_simulations=sims)
-    search = jax.jit(make_search(agent.net, search_config), static_argnums=5)
-    for batch in args.batches:
-      games = jax.vmap(game.init)(jax.random.split(jax.random.PRNGKey(1), batch))
-      r = _time(lambda o, legal, fn=search: fn(params, jax.random.PRNGKey(2), o, legal,
-                                               discount, True).action,
-                games.observation, games.legal, repeats=args.repeats,
-                max_seconds=args.max_seconds)
-      r.update(batch=batch, simulations=sims,
-               simulations_per_s=batch * sims / r["seconds"],
-               positions_per_s=batch / r["seconds"])
-      result["search"].append(r)
-      print(f"  search batch {batch:5d} x {sims:3d} simulations: "
-            f"{r['simulations_per_s']:12,.0f} simulations/s, {r['positions_per_s']:10,.1f} "
-            f"moves searched/s  (compile {r['compile_seconds']:.1f} s)")
-
-  state = jax.jit(agent.init)(jax.random.PRNGKey(3), hyper)
-  iteration = jax.jit(agent.train_iteration)
-  # Fill the replay first so the timed iterations include their updates; the first of these
-  # calls compiles the iteration.
-  warm = -(-agent.window // config.steps_per_iteration) + 1
-  t0 = time.perf_counter()
-  state = jax.block_until_ready(iteration(state, hyper)[0])
-  first = time.perf_counter() - t0
-  for _ in range(warm - 1):
-    state, _ = iteration(state, hyper)
-  r = _time(lambda s: iteration(s, hyper)[0].moves, state, repeats=args.repeats,
-            max_seconds=args.max_seconds)
-  r["compile_seconds"] = max(0.0, first - r["seconds"])
-  moves = config.num_envs * config.steps_per_iteration
-  r.update(num_envs=config.num_envs, steps_per_iteration=config.steps_per_iteration,
-           num_simulations=config.num_simulations,
-           updates_per_iteration=config.updates_per_iteration, batch_size=config.batch_size,
-           self_play_moves_per_s=moves / r["seconds"])
-  result["iteration"] = r
-  print(f"  training iteration ({moves} self-play moves with {config.num_simulations} "
-        f"simulations, {config.updates_per_iteration} updates of {config.batch_size}): "
-        f"{r['self_play_moves_per_s']:8.1f} moves/s (compile {r['compile_seconds']:.1f} s)")
+  result["search"] = bench_search(agent, game, params, hyper, config, args.simulations,
+                                  args.batches, args.repeats, args.max_seconds)
+  result["iteration"] = bench_iteration(agent, config, hyper, args.repeats, args.max_seconds)
   if args.out:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
