@@ -238,3 +238,25 @@ def test_two_processes_share_a_sweep(dyna_sweep, tmp_path):
   alone = json.loads((single / "summary.json").read_text())["rows"][2:]   # planning_steps=10
   assert [r["final_per_seed"] for r in merged] == [r["final_per_seed"] for r in alone]
   assert [r["seeds_done"] for r in merged] == [4, 4]
+
+
+def test_cpu_sweeps_split_runs_over_cores(tmp_path, monkeypatch):
+  """On a CPU-only JAX without a device count in XLA_FLAGS, a sweep runs each program in a child
+  process with one fake CPU device per core (one XLA:CPU device uses about one core)."""
+  monkeypatch.setenv("JAX_PLATFORMS", "cpu")
+  monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+  assert sweep_lib.cpu_core_devices() == 1
+  monkeypatch.setenv("XLA_FLAGS", "")
+  cores = len(os.sched_getaffinity(0))
+  assert sweep_lib.cpu_core_devices() == cores
+  env = {**os.environ, "XLA_FLAGS": "", "JAX_PLATFORMS": "cpu"}
+  out = tmp_path / "cpu"
+  proc = subprocess.run(
+      [sys.executable, "-m", "wmjax.cli", "sweep", "dyna", "--env", "grid/dyna_maze",
+       "--seeds", "4", "--steps", "200", "--out", str(out), "--no-progress"],
+      env=env, capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stdout + proc.stderr
+  if cores > 1:
+    assert f"split over {cores} CPU devices" in proc.stdout
+  rows = json.loads((out / "summary.json").read_text())["rows"]
+  assert rows[0]["seeds_done"] == 4

@@ -218,8 +218,34 @@ def _barrier(name: str, count: int, timeout_s: float = 7 * 24 * 3600) -> None:
     global_state.client.wait_at_barrier(name, int(timeout_s * 1000))
 
 
-def _train_in_child(spec: dict, folder: pathlib.Path) -> None:
-  """Trains one share of a program in a child process (an ordinary one-process JAX program)."""
+def cpu_core_devices() -> int:
+  """How many devices a sweep on a CPU-only JAX splits its runs over: one per core.
+
+  One XLA:CPU device runs most of its ops on one thread, so runs vmapped on it use about one
+  core; split over one (fake) device per core they use all of them (``benchmarks/run_all.py``'s
+  devices section: 8 PETS runs take 1.28 s on one device and 0.68 s over 8 fake devices on 2
+  cores). 1 where that does not apply: an accelerator plugin is installed (and
+  ``JAX_PLATFORMS`` does not force the CPU), or ``XLA_FLAGS`` already sets the device count.
+  """
+  if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
+    return 1
+  if not os.environ.get("JAX_PLATFORMS", "").startswith("cpu") and _accelerator_installed():
+    return 1
+  cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+  return max(1, cores or 1)
+
+
+def _accelerator_installed() -> bool:
+  import importlib.metadata
+
+  names = {(d.metadata["Name"] or "").lower().replace("_", "-")
+           for d in importlib.metadata.distributions()}
+  return any(n.startswith(("jax-cuda", "libtpu", "jax-rocm")) for n in names)
+
+
+def _train_in_child(spec: dict, folder: pathlib.Path, cpu_devices: int = 1) -> None:
+  """Trains one program (or one process's share of it) in a child process, an ordinary
+  one-process JAX program; with ``cpu_devices`` > 1 on as many fake CPU devices."""
   import subprocess
   import sys
 
@@ -227,6 +253,9 @@ def _train_in_child(spec: dict, folder: pathlib.Path) -> None:
   spec_file.write_text(json.dumps(to_jsonable(spec)))
   env = {k: v for k, v in os.environ.items()
          if k not in ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")}
+  if cpu_devices > 1:
+    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count="
+                        f"{cpu_devices}").strip()
   result = subprocess.run([sys.executable, "-m", "wmjax.train.sweep", str(spec_file)], env=env)
   if result.returncode != 0:
     raise RuntimeError(f"training {folder} failed (exit code {result.returncode}); its output "
@@ -306,6 +335,10 @@ def run_sweep(algo_name: str, env_name: str, *, out: str | pathlib.Path, seeds: 
       f"{len(parsed.static) * len(all_runs)} runs"
       + (f"; process {index} of {count} takes {len(mine)} run(s) of each program" if count > 1
          else ""))
+  split = cpu_core_devices() if count == 1 and not devices else 1
+  if split > 1:
+    log(f"  CPU only: each program runs in a child process with its runs split over {split} "
+        "CPU devices, one per core")
   for static in parsed.static:
     if not mine:
       continue
@@ -320,9 +353,9 @@ def run_sweep(algo_name: str, env_name: str, *, out: str | pathlib.Path, seeds: 
     kwargs = {algo.length_arg: length} if length is not None else {}
     kwargs.update(seeds=seeds, out=str(folder), sets=[*sets, *static_sets], resume=again,
                   seed=seed, progress=progress, devices=devices)
-    if count > 1:
+    if count > 1 or split > 1:
       _train_in_child({"algo": algo_name, "env": env_name, "kwargs": kwargs,
-                       "axis": axis.to_dict()}, folder)
+                       "axis": axis.to_dict()}, folder, cpu_devices=split)
     else:
       algo.train(env_name, **kwargs, run_axis=axis)
   _barrier("wmjax-sweep-done", count)
@@ -489,7 +522,7 @@ def _plot(path: pathlib.Path, curves: dict, rows: list[dict], spec: dict, metric
   plt.close(fig)
 
 
-if __name__ == "__main__":   # a share of a multi-process sweep (see _train_in_child)
+if __name__ == "__main__":   # a program of a sweep in a child process (see _train_in_child)
   import sys
 
   _train_share(json.loads(pathlib.Path(sys.argv[1]).read_text()))
