@@ -499,7 +499,7 @@ def _plot(path: pathlib.Path, curves: dict, rows: list[dict], spec: dict, metric
           table[j, xs.index(x)] = v
       mean = np.nanmean(table, axis=0)
       band = np.asarray([bootstrap_ci(col[np.isfinite(col)], samples=1000) for col in table.T])
-      ax_curve.plot(xs, mean, color=color, label=name)
+      ax_curve.plot(xs, mean, color=color, label=name, marker="o", markersize=3)
       ax_curve.fill_between(xs, band[:, 0], band[:, 1], color=color, alpha=0.2)
     if r["mean"] is not None:
       ax_bar.errorbar([i - 0.1], [r["mean"]], yerr=[[r["mean"] - r["ci95"][0]],
