@@ -4,8 +4,8 @@ Runs (or, with ``--reuse``, keeps the runs already in ``--out``):
 
   wmjax train mbpo --env dmc/CartpoleSwingup --steps 12500 --seeds 2   (50k env steps, repeat 4)
   wmjax train sac  --env dmc/CartpoleSwingup --steps 50000 --seeds 2
-  wmjax train mbpo --env brax/halfcheetah --steps 20000 --set updates_per_step=3
-  wmjax train sac  --env brax/halfcheetah --steps 50000
+  wmjax train mbpo --env brax/halfcheetah --steps 50000 --seeds 2
+  wmjax train sac  --env brax/halfcheetah --steps 50000 --seeds 2
 
 then ``wmjax compare`` of all four at 20k and 50k env steps: ``mbpo_vs_sac.png`` (return against
 env steps and against wall-clock) and ``mbpo_vs_sac.json`` (the table).
@@ -27,9 +27,10 @@ RUNS = {
                           "--seeds", "2"],
     "sac-cartpole-cpu": ["sac", "--env", "dmc/CartpoleSwingup", "--steps", "50000",
                          "--seeds", "2"],
-    "mbpo-halfcheetah-cpu": ["mbpo", "--env", "brax/halfcheetah", "--steps", "20000",
-                             "--set", "updates_per_step=3"],
-    "sac-halfcheetah-cpu": ["sac", "--env", "brax/halfcheetah", "--steps", "50000"],
+    "mbpo-halfcheetah-cpu": ["mbpo", "--env", "brax/halfcheetah", "--steps", "50000",
+                             "--seeds", "2"],
+    "sac-halfcheetah-cpu": ["sac", "--env", "brax/halfcheetah", "--steps", "50000",
+                            "--seeds", "2"],
 }
 
 
