@@ -61,8 +61,9 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from timing import time_calls  # benchmarks/timing.py (this folder is on sys.path)
+
+from wmjax.train.common import place_runs, run_mesh, stack_hyper
 
 HERE = pathlib.Path(__file__).resolve().parent
 SECTIONS = ("envs", "pets", "dreamer", "muzero", "agents", "devices")
@@ -195,12 +196,6 @@ def measure_matmul(n: int, repeats: int = 5) -> dict:
   _, median, times = time_calls(f, (x, x), repeats)
   return {"n": n, "dtype": "float32", "precision": "JAX default (TF32 on recent NVIDIA GPUs)",
           "seconds": median, "flops_per_s": 2.0 * n ** 3 / median}
-
-
-def stack_hyper(hyper, runs: int):
-  """A Hyper NamedTuple of floats -> the same with ``[runs]`` float32 arrays (the vmapped axis);
-  as ``wmjax.train.common.stack_hyper``."""
-  return type(hyper)(*(jnp.full((runs,), float(v), jnp.float32) for v in hyper))
 
 
 def tile_runs(state, runs: int, seed: int):
@@ -830,9 +825,8 @@ def section_agents(args, budget: Budget, ctx: dict) -> dict:
 
 
 def devices_rows(args, budget: Budget, rate: float | None) -> dict:
-  """The PETS iteration for ``--device-runs`` runs sharded over each device count."""
-  from jax.sharding import Mesh, NamedSharding, PartitionSpec
-
+  """The PETS iteration for ``--device-runs`` runs sharded over each device count, placed as
+  the drivers place a run axis (``run_mesh`` / ``place_runs``)."""
   available = jax.device_count()
   counts = [d for d in args.device_counts if d <= available] or [1]
   runs = args.device_runs
@@ -848,9 +842,7 @@ def devices_rows(args, budget: Budget, rate: float | None) -> dict:
     def run_case(d):
       if runs % d:
         raise ValueError(f"--device-runs {runs} is not a multiple of {d} devices")
-      mesh = Mesh(np.array(jax.devices()[:d]), ("runs",))
-      sharding = NamedSharding(mesh, PartitionSpec("runs"))
-      args_d = jax.device_put((state, hypers), sharding)
+      args_d = place_runs((state, hypers), run_mesh(runs, d))
       first = "matmul_flops_per_run" not in facts
       stats, _, compiled = measure(step, args_d, args.repeats, args.max_seconds,
                                    count_flops=first)
