@@ -41,7 +41,7 @@ import numpy as np
 
 from wmjax.train.common import RunAxis
 from wmjax.train.overrides import apply_overrides, parse_value
-from wmjax.train.rundir import to_jsonable
+from wmjax.train.rundir import RunDir, to_jsonable
 
 __all__ = ["Algo", "ALGOS", "Grid", "parse_grid", "run_sweep", "aggregate", "init_distributed",
            "bootstrap_ci", "iqm"]
@@ -392,11 +392,10 @@ def iqm(values) -> float:
 
 
 def _runs_of(folder: pathlib.Path):
-  config = json.loads((folder / "config.json").read_text())
-  axis = RunAxis.from_saved(config)
-  lines = [json.loads(x) for x in (folder / "metrics.jsonl").read_text().splitlines() if x] \
-      if (folder / "metrics.jsonl").exists() else []
-  return config, axis, lines
+  """``(config, run axis, metrics)`` of a run folder (a line cut short by a kill is skipped)."""
+  run = RunDir(folder, resume=True)
+  config = run.read_config()
+  return config, RunAxis.from_saved(config), run.read_metrics()
 
 
 def _pick_metric(lines: list[dict]) -> str | None:
