@@ -62,12 +62,12 @@ def cases(runs: int, key: jax.Array) -> dict:
   }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict[str, dict[int, float]]:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--runs", nargs="+", type=int, default=[1, 2, 8, 64])
   parser.add_argument("--repeats", type=int, default=7)
   parser.add_argument("--out", type=pathlib.Path, default=None, help="JSON file to write")
-  args = parser.parse_args()
+  args = parser.parse_args(argv)
   if 1 not in args.runs:
     parser.error("--runs must include 1 (the ratios are against one run)")
   key = jax.random.PRNGKey(0)
@@ -91,6 +91,7 @@ def main() -> None:
         "cpu": platform.processor() or platform.machine(), "repeats": args.repeats,
         "rows": rows}, indent=1))
     print(f"wrote {args.out}")
+  return seconds
 
 
 if __name__ == "__main__":
