@@ -14,7 +14,7 @@ app = typer.Typer(
     help="wmjax: model-based RL and world models in JAX. Train an agent with "
     "`wmjax train pets --env dmc/CartpoleSwingup`, `wmjax train dreamer` or "
     "`wmjax train muzero --env pgx/tic_tac_toe`, evaluate a run folder with `wmjax eval RUN` "
-    "(MuZero board games: `--opponent random|greedy|RUN`), play a trained board-game agent with "
+    "(MuZero board games: `--opponent random|greedy|safe|RUN`), play a trained board-game agent with "
     "`wmjax play RUN`, list environments with `wmjax envs`.",
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 train_app = typer.Typer(help="Train an agent; writes a run folder (config, metrics, curve, "
@@ -492,8 +492,9 @@ def eval_run(
     episodes: Annotated[int, typer.Option(help="Evaluation episodes per trained seed.")] = 5,
     seed: Annotated[int, typer.Option(help="Seed for the evaluation episodes.")] = 123,
     opponent: Annotated[str | None, typer.Option(
-        help="MuZero board games: the opponent, random | greedy (wins when it can, else never "
-        "leaves an immediate win to the other side) | another MuZero RUN_DIR of the same game. "
+        help="MuZero board games: the opponent, random | greedy (takes a winning move, else "
+        "blocks an immediate loss, else random) | safe (takes a winning move, else never leaves "
+        "an immediate win to the other side) | another MuZero RUN_DIR of the same game. "
         "Default random.")] = None,
     games: Annotated[int, typer.Option(
         help="MuZero: games per trained seed (each side moves first in half).")] = 200,
@@ -539,17 +540,19 @@ def eval_run(
 
 
 def _eval_muzero(run_dir, *, opponent, games, seed, simulations) -> None:
+  from wmjax.agents import arena
   from wmjax.train.muzero_runner import evaluate_muzero_run, match_runs
 
   opponent = opponent or "random"
   try:
-    if opponent in ("random", "greedy"):
+    if opponent in arena.OPPONENTS:
       results, saved, step, two_player = evaluate_muzero_run(
           run_dir, games=games, opponent=opponent, seed=seed, simulations=simulations)
       label = opponent
     else:
       if not (pathlib.Path(opponent) / "config.json").exists():
-        _fail(f"--opponent {opponent!r} is neither random, greedy nor a run folder")
+        _fail(f"--opponent {opponent!r} is neither {', '.join(arena.OPPONENTS)} nor a run "
+              "folder")
       outcome, saved, _ = match_runs(run_dir, opponent, games=games, seed=seed,
                                      simulations=simulations)
       results, step, two_player, label = outcome[None], "last", True, f"run {opponent}"

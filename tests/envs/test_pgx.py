@@ -49,9 +49,10 @@ def test_games_muzero_cannot_play_are_refused(name, match):
     make_game(name)
 
 
-def test_greedy_takes_the_win_and_blocks_the_loss():
+@pytest.mark.parametrize("opponent", ["greedy", "safe"])
+def test_greedy_and_safe_take_the_win_and_block_the_loss(opponent):
   game = make_game("pgx/connect_four")
-  greedy = arena.greedy_policy(game)
+  greedy = arena.opponent_policy(game, opponent)
   batch = lambda s: jax.tree.map(lambda x: x[None], s)
   # Mover has three in column 0 (and the opponent three in column 1): take the win in 0.
   win = _play(game, [0, 1, 0, 1, 0, 1])
@@ -61,6 +62,26 @@ def test_greedy_takes_the_win_and_blocks_the_loss():
     keys = jax.random.split(jax.random.PRNGKey(0), 16)
     actions = jax.vmap(lambda k, s=s: greedy(k, batch(s))[0])(keys)
     np.testing.assert_array_equal(actions, want)
+
+
+def test_greedy_may_play_beneath_a_winning_cell_and_safe_never_does():
+  game = make_game("pgx/connect_four")
+  # The second player holds row 1 of columns 1-3; rows 0 of columns 0 and 4 are empty, so
+  # its wins at row 1 of columns 0 and 4 are not playable yet: no threat to block, no win to
+  # take. Playing column 0 or 4 lets it win on top.
+  s = _play(game, [1, 2, 3, 1, 6, 2, 6, 3])
+  batch = lambda s: jax.tree.map(lambda x: x[None], s)
+  keys = jax.random.split(jax.random.PRNGKey(0), 512)
+  picks = {}
+  for name in ("greedy", "safe"):
+    policy = arena.opponent_policy(game, name)
+    picks[name] = np.asarray(jax.jit(jax.vmap(lambda k, p=policy: p(k, batch(s))[0]))(keys))
+  beneath = np.isin(picks["greedy"], [0, 4])
+  assert 0.15 < beneath.mean() < 0.45          # uniform over 7 columns: 2/7
+  assert set(np.unique(picks["greedy"])) == set(range(7))
+  assert set(np.unique(picks["safe"])) == {1, 2, 3, 5, 6}
+  with pytest.raises(ValueError, match="accepted: random, greedy, safe"):
+    arena.opponent_policy(game, "minimax")
 
 
 def test_greedy_beats_random_and_random_has_first_move_advantage():

@@ -39,14 +39,15 @@ def test_muzero_never_loses_tic_tac_toe_to_a_random_player(ttt_run):
 
 
 def test_eval_against_greedy_and_against_a_run(ttt_run):
-  result = _invoke("eval", ttt_run, "--opponent", "greedy", "--games", 20)
-  assert result.exit_code == 0, result.output
-  assert "against greedy" in result.output and "loss" in result.output
+  for opponent in ("greedy", "safe"):
+    result = _invoke("eval", ttt_run, "--opponent", opponent, "--games", 20)
+    assert result.exit_code == 0, result.output
+    assert f"against {opponent}" in result.output and "loss" in result.output
   result = _invoke("eval", ttt_run, "--opponent", ttt_run, "--games", 10)
   assert result.exit_code == 0, result.output
   assert f"against run {ttt_run}" in result.output
   result = _invoke("eval", ttt_run, "--opponent", "minimax")
-  assert result.exit_code != 0 and "neither random, greedy nor a run folder" in result.output
+  assert result.exit_code != 0 and "neither random, greedy, safe nor a run" in result.output
 
 
 def test_play_refuses_illegal_moves_and_lists_the_legal_ones(ttt_run):

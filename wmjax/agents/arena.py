@@ -1,5 +1,5 @@
 """Matches between policies on a :class:`~wmjax.envs.pgx.Game`: reference opponents (random,
-one-ply greedy) and a jitted, vmapped match that reports wins, draws and losses.
+one-ply greedy, one-ply safe) and a jitted, vmapped match that reports wins, draws and losses.
 
 A policy is ``policy(key, games: GameState [B]) -> action [B]`` over a batch of games.
 """
@@ -15,11 +15,11 @@ import jax.numpy as jnp
 from wmjax.envs.pgx import Game, GameState
 from wmjax.types import Array, Key
 
-__all__ = ["Policy", "MatchResult", "random_policy", "greedy_policy", "play_match",
-           "play_episodes", "OPPONENTS"]
+__all__ = ["Policy", "MatchResult", "random_policy", "greedy_policy", "safe_policy",
+           "opponent_policy", "play_match", "play_episodes", "OPPONENTS"]
 
 Policy = Callable[[Key, GameState], Array]
-OPPONENTS = ("random", "greedy")
+OPPONENTS = ("random", "greedy", "safe")
 
 
 class MatchResult(NamedTuple):
@@ -43,34 +43,76 @@ def random_policy(game: Game) -> Policy:
   return policy
 
 
-def greedy_policy(game: Game) -> Policy:
-  """One-ply greedy (two-player games): play a winning move if there is one; otherwise a move
-  after which the opponent has no winning reply (this blocks an immediate loss, and in connect
-  four also never plays beneath the opponent's winning cell); otherwise any legal move. Ties
-  are broken uniformly at random.
-  """
-  if not game.two_player:
-    raise ValueError(f"the greedy opponent is for two-player games; {game.name} has one player")
-  A = game.num_actions
-  actions = jnp.arange(A, dtype=jnp.int32)
+def _one_ply(game: Game, state: GameState, key: Key) -> tuple[Array, Array]:
+  """For one position: ``wins [A]``, the legal moves that win now, and ``opp_wins [A, A]``,
+  whether after our move ``a`` the opponent's reply ``b`` wins for them."""
+  actions = jnp.arange(game.num_actions, dtype=jnp.int32)
+  after = jax.vmap(lambda a: game.step(state, a, key))(actions)                 # [A]
+  wins = state.legal & after.terminated & (after.reward > 0)
 
-  def one(key, state):
-    k_step, k_pick = jax.random.split(key)
-    after = jax.vmap(lambda a: game.step(state, a, k_step))(actions)            # [A]
-    wins = state.legal & after.terminated & (after.reward > 0)
+  def replies(s):
+    nxt = jax.vmap(lambda b: game.step(s, b, key))(actions)
+    return s.legal & nxt.terminated & (nxt.reward > 0) & ~s.terminated          # [A]
+  return wins, jax.vmap(replies)(after)                                         # [A], [A, A]
 
-    def replies(s):
-      nxt = jax.vmap(lambda b: game.step(s, b, k_step))(actions)
-      return jnp.any(s.legal & nxt.terminated & (nxt.reward > 0) & ~s.terminated)
-    loses = jax.vmap(replies)(after)                                           # [A]
-    safe = state.legal & ~loses
-    choice = jnp.where(jnp.any(wins), wins, jnp.where(jnp.any(safe), safe, state.legal))
-    return _sample_masked(k_pick, choice[None])[0]
 
+def _batched(one: Callable[[Key, GameState], Array]) -> Policy:
   def policy(key, games):
     keys = jax.random.split(key, games.legal.shape[0])
     return jax.vmap(one)(keys, games)
   return policy
+
+
+def _two_player(game: Game, name: str) -> None:
+  if not game.two_player:
+    raise ValueError(f"the {name} opponent is for two-player games; {game.name} has one player")
+
+
+def greedy_policy(game: Game) -> Policy:
+  """One-ply greedy (two-player games), as the MuZero issue defines it: play a winning move if
+  there is one; else block an immediate loss (a cell where the opponent would win next move
+  whatever else is played: ``b`` wins for them after every other legal move ``a != b``);
+  else a uniformly random legal move. Ties are broken uniformly at random.
+
+  The random fallback may play beneath the opponent's winning cell in connect four or leave a
+  win open; :func:`safe_policy` never does.
+  """
+  _two_player(game, "greedy")
+  A = game.num_actions
+
+  def one(key, state):
+    k_step, k_pick = jax.random.split(key)
+    wins, opp_wins = _one_ply(game, state, k_step)
+    others = state.legal[:, None] & ~jnp.eye(A, dtype=bool)                     # [a, b]: a != b
+    threats = state.legal & jnp.all(opp_wins | ~others, axis=0)                 # [b]
+    choice = jnp.where(jnp.any(wins), wins, jnp.where(jnp.any(threats), threats, state.legal))
+    return _sample_masked(k_pick, choice[None])[0]
+  return _batched(one)
+
+
+def safe_policy(game: Game) -> Policy:
+  """One-ply safe (two-player games), stronger than :func:`greedy_policy`: play a winning move
+  if there is one; otherwise a move after which the opponent has no winning reply (this blocks
+  an immediate loss, and in connect four also never plays beneath the opponent's winning
+  cell); otherwise any legal move. Ties are broken uniformly at random.
+  """
+  _two_player(game, "safe")
+
+  def one(key, state):
+    k_step, k_pick = jax.random.split(key)
+    wins, opp_wins = _one_ply(game, state, k_step)
+    safe = state.legal & ~jnp.any(opp_wins, axis=1)
+    choice = jnp.where(jnp.any(wins), wins, jnp.where(jnp.any(safe), safe, state.legal))
+    return _sample_masked(k_pick, choice[None])[0]
+  return _batched(one)
+
+
+def opponent_policy(game: Game, name: str) -> Policy:
+  """The reference opponent called ``name`` (one of :data:`OPPONENTS`)."""
+  policies = {"random": random_policy, "greedy": greedy_policy, "safe": safe_policy}
+  if name not in policies:
+    raise ValueError(f"unknown opponent {name!r}; accepted: {', '.join(OPPONENTS)}")
+  return policies[name](game)
 
 
 def play_match(game: Game, agent: Policy, opponent: Policy, key: Key, num_games: int

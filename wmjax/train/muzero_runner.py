@@ -73,14 +73,15 @@ def _build(game_name: str, steps: int, config, hyper) -> _Built:
 
 def make_evaluator(agent: muzero_lib.MuZero, games: int, opponent: str | None = None):
   """``evaluate(params, hyper, key) -> [games]``: outcomes (+1/0/-1) against ``opponent``
-  (random | greedy) for two-player games, episode returns for one-player tasks."""
+  (random | greedy | safe, see :mod:`wmjax.agents.arena`) for two-player games, episode returns
+  for one-player tasks."""
   game = agent.game
 
   def evaluate(params, hyper, key):
     def policy(k, g):
       return agent.policy(params, hyper, k, g)
     if game.two_player:
-      opp = arena.greedy_policy(game) if opponent == "greedy" else arena.random_policy(game)
+      opp = arena.opponent_policy(game, opponent or "random")
       return arena.play_match(game, policy, opp, key, games).outcome
     return arena.play_episodes(game, policy, key, games)
   return evaluate
@@ -232,8 +233,8 @@ def load_muzero_run(run_dir: str | pathlib.Path):
 
 def evaluate_muzero_run(run_dir, *, games: int = 200, opponent: str = "random",
                         seed: int = 123, simulations: int | None = None):
-  """Plays ``games`` games (or episodes) per trained seed against ``opponent`` (random or
-  greedy). Returns ``(results [seeds, games], saved, step, two_player)``: outcomes +1/0/-1 for
+  """Plays ``games`` games (or episodes) per trained seed against ``opponent`` (random,
+  greedy or safe). Returns ``(results [seeds, games], saved, step, two_player)``: outcomes +1/0/-1 for
   games, returns for one-player tasks."""
   if games < 1:
     raise ValueError(f"--games must be >= 1, got {games}")
@@ -245,7 +246,7 @@ def evaluate_muzero_run(run_dir, *, games: int = 200, opponent: str = "random",
   if opponent not in arena.OPPONENTS:
     raise ValueError(f"unknown opponent {opponent!r}; accepted: {', '.join(arena.OPPONENTS)} "
                      "or a run folder")
-  if opponent == "greedy" and not built.game.two_player:
+  if opponent != "random" and not built.game.two_player:
     raise ValueError(f"{saved['env']} is a one-player task: it has no opponent; evaluate "
                      "without --opponent")
   fn = jax.jit(jax.vmap(make_evaluator(agent, games, opponent)))
