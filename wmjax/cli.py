@@ -14,8 +14,8 @@ app = typer.Typer(
     help="wmjax: model-based RL and world models in JAX. Train an agent with "
     "`wmjax train pets --env dmc/CartpoleSwingup`, `wmjax train dreamer` or "
     "`wmjax train muzero --env pgx/tic_tac_toe`, evaluate a run folder with `wmjax eval RUN` "
-    "(MuZero board games: `--opponent random|greedy|safe|RUN`), play a trained board-game agent with "
-    "`wmjax play RUN`, list environments with `wmjax envs`.",
+    "(MuZero board games: `--opponent random|greedy|safe|RUN`), play a trained board-game "
+    "agent with `wmjax play RUN`, list environments with `wmjax envs`.",
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 train_app = typer.Typer(help="Train an agent; writes a run folder (config, metrics, curve, "
                         "checkpoints).", no_args_is_help=True)

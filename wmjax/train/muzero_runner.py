@@ -234,8 +234,8 @@ def load_muzero_run(run_dir: str | pathlib.Path):
 def evaluate_muzero_run(run_dir, *, games: int = 200, opponent: str = "random",
                         seed: int = 123, simulations: int | None = None):
   """Plays ``games`` games (or episodes) per trained seed against ``opponent`` (random,
-  greedy or safe). Returns ``(results [seeds, games], saved, step, two_player)``: outcomes +1/0/-1 for
-  games, returns for one-player tasks."""
+  greedy or safe). Returns ``(results [seeds, games], saved, step, two_player)``: outcomes
+  +1/0/-1 for games, returns for one-player tasks."""
   if games < 1:
     raise ValueError(f"--games must be >= 1, got {games}")
   built, state, saved, step = load_muzero_run(run_dir)
