@@ -75,6 +75,8 @@ def main() -> None:
   parser.add_argument("run_dir", type=pathlib.Path, help="a MuZero run folder (board game)")
   parser.add_argument("--games", type=int, default=1000, help="random games to draw positions from")
   parser.add_argument("--simulations", type=int, default=None)
+  parser.add_argument("--run", type=int, default=0,
+                      help="which run of the folder's run axis (seed, or sweep point x seed)")
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--json", type=pathlib.Path, default=None, help="write the rates here")
   args = parser.parse_args()
@@ -86,9 +88,12 @@ def main() -> None:
   if args.simulations is not None:
     config = dataclasses.replace(config, eval_simulations=args.simulations)
   agent = muzero_lib.make_muzero(game, config)
-  first = lambda tree: jax.tree.map(lambda x: x[0], tree)                 # the first seed
-  params = first(state.params)
-  hyper = first(RunAxis.from_saved(saved).hypers(built.hyper))
+  hypers = RunAxis.from_saved(saved).hypers(built.hyper)
+  runs = jax.tree.leaves(state.params)[0].shape[0]
+  if not 0 <= args.run < runs:
+    parser.error(f"--run {args.run}: the folder holds runs 0..{runs - 1}")
+  pick = lambda tree: jax.tree.map(lambda x: x[args.run], tree)
+  params, hyper = pick(state.params), pick(hypers)
   key = jax.random.PRNGKey(args.seed)
   k_pos, k_search = jax.random.split(key)
   win_s, win_m, win_f, blk_s, blk_m, blk_f = jax.jit(
@@ -102,7 +107,7 @@ def main() -> None:
     prior = jnp.argmax(jnp.where(states.legal, logits, -jnp.inf), axis=-1)
     return searched, prior
 
-  result = {"run": str(args.run_dir), "env": saved["env"], "step": step,
+  result = {"run": str(args.run_dir), "run_index": args.run, "env": saved["env"], "step": step,
             "simulations": config.eval_simulations}
   @jax.jit
   def model_rewards(states):

@@ -502,7 +502,8 @@ def eval_run(
         help="MuZero: search simulations per move (default: the run's eval_simulations).")] =
     None,
 ):
-  """Load a run's last checkpoint and evaluate it (returns, or MuZero win/draw/loss rates)."""
+  """Load a run's last checkpoint and evaluate it (returns; MuZero win/draw/loss rates; Dyna's
+  greedy steps to the goal)."""
   import json
 
   from wmjax.train.dreamer_runner import evaluate_dreamer_run
@@ -519,11 +520,14 @@ def eval_run(
     return
   if opponent is not None:
     _fail(f"--opponent is for MuZero board-game runs; {run_dir} is a {algo!r} run")
+  from wmjax.train.dyna_runner import evaluate_dyna_run
   from wmjax.train.mbpo_runner import evaluate_mbpo_run
   from wmjax.train.worldmodels_runner import evaluate_worldmodels_run
 
   evaluators = {"pets": evaluate_pets_run, "dreamer": evaluate_dreamer_run,
-                "mbpo": evaluate_mbpo_run, "worldmodels": evaluate_worldmodels_run}
+                "mbpo": evaluate_mbpo_run, "worldmodels": evaluate_worldmodels_run,
+                "dyna": evaluate_dyna_run}
+  measure = "greedy steps to the goal" if algo == "dyna" else "return"
   if algo not in evaluators:
     _fail(f"{run_dir} is a {algo!r} run; `wmjax eval` knows {', '.join(evaluators)}")
   try:
@@ -535,7 +539,7 @@ def eval_run(
   for i, row in enumerate(returns):
     typer.echo(f"  seed {i}: " + "  ".join(f"{r:8.1f}" for r in row) +
                f"   mean {row.mean():8.1f}")
-  typer.echo(f"mean return {returns.mean():.1f} +- {returns.std():.1f} over {returns.size} "
+  typer.echo(f"mean {measure} {returns.mean():.1f} +- {returns.std():.1f} over {returns.size} "
              "episodes")
 
 

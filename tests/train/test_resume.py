@@ -264,3 +264,29 @@ def test_restore_or_init_truncates_metrics_to_the_step_restored(tmp_path):
   ckpt.close()
   assert done == 2 and int(state["n"]) == 2 and wall == 20.0
   assert [r["iteration"] for r in run.read_metrics()] == [1, 2]
+
+
+def test_restore_places_arrays_where_asked_not_where_they_were_saved(tmp_path):
+  """A state saved split over devices 0-1 restores onto one device by default, or onto the
+  sharding asked for (devices 4-7 here): a sweep's run loads in a process with other devices."""
+  from jax.sharding import Mesh, NamedSharding, SingleDeviceSharding
+  from jax.sharding import PartitionSpec as P
+
+  devices = jax.devices()
+  state = {"w": jnp.arange(8.0).reshape(4, 2), "k": jnp.arange(4, dtype=jnp.int32)}
+  saved = jax.device_put(state, NamedSharding(Mesh(np.array(devices[:2]), ("runs",)), P("runs")))
+  ckpt = Checkpointer(tmp_path)
+  ckpt.save(7, saved)
+  ckpt.close()
+  abstract = jax.eval_shape(lambda: state)
+  ckpt = Checkpointer(tmp_path)
+  step, one = ckpt.restore(abstract)
+  assert step == 7
+  for leaf in jax.tree.leaves(one):
+    assert leaf.sharding == SingleDeviceSharding(devices[0])
+  target = NamedSharding(Mesh(np.array(devices[4:8]), ("runs",)), P("runs"))
+  _, four = ckpt.restore(abstract, sharding=target)
+  ckpt.close()
+  for got, want in zip(jax.tree.leaves(four), jax.tree.leaves(state), strict=True):
+    assert got.sharding == target
+    np.testing.assert_array_equal(got, want)

@@ -260,3 +260,8 @@ def test_cpu_sweeps_split_runs_over_cores(tmp_path, monkeypatch):
     assert f"split over {cores} CPU devices" in proc.stdout
   rows = json.loads((out / "summary.json").read_text())["rows"]
   assert rows[0]["seeds_done"] == 4
+  # A run saved split over the cores loads in a process with one device.
+  proc = subprocess.run([sys.executable, "-m", "wmjax.cli", "eval", str(out / "base")],
+                        env=env, capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stdout + proc.stderr
+  assert "mean greedy steps to the goal" in proc.stdout

@@ -114,6 +114,7 @@ class MuZeroHyper(NamedTuple):
   discount: Any = 0.997               # gamma; two-player games use 1 (and a sign flip per ply)
   weight_decay: Any = 1e-4
   value_coef: Any = 0.25              # MuZero Reanalyze's value-loss weight
+  reward_coef: Any = 1.0              # reward-loss weight (wins are rare transitions in games)
 
 
 def net_config(config: MuZeroConfig) -> mz.MuZeroNetConfig:
@@ -349,7 +350,7 @@ def make_muzero(game: Game, config: MuZeroConfig) -> MuZero:
     policy_loss = jnp.mean(jnp.sum(step_weight * valid * policy_ce, -1))
     value_loss = jnp.mean(jnp.sum(step_weight * value_ce, -1))
     reward_loss = jnp.mean(jnp.sum(step_weight[1:] * reward_ce, -1))
-    loss = policy_loss + hyper.value_coef * value_loss + reward_loss
+    loss = policy_loss + hyper.value_coef * value_loss + hyper.reward_coef * reward_loss
     value_pred = mz.support_to_scalar(value_logits, vs)
     metrics = {"loss/total": loss, "loss/policy": policy_loss, "loss/value": value_loss,
                "loss/reward": reward_loss,

@@ -24,6 +24,7 @@ import warnings
 import jax
 import jax.numpy as jnp
 import orbax.checkpoint as ocp
+from jax.sharding import SingleDeviceSharding
 
 __all__ = ["Checkpointer", "CheckpointFallbackWarning", "UnrestorableCheckpointError"]
 
@@ -115,8 +116,14 @@ class Checkpointer:
     """Steps the last :meth:`restore` skipped as unrestorable, with the reason."""
     return dict(self._skipped)
 
-  def restore(self, abstract_state, step: int | None = None):
+  def restore(self, abstract_state, step: int | None = None, sharding=None):
     """Restores ``step`` into the structure of ``abstract_state``: ``(step, state)``.
+
+    Arrays land where ``abstract_state``'s leaves say (their ``.sharding``), else on
+    ``sharding`` (a ``jax.sharding.Sharding`` for every leaf, e.g. the run axis split over a
+    mesh), else on the first local device: never on the devices the checkpoint was saved from,
+    so a run saved split over several devices restores in a process with other devices (a
+    ``wmjax eval`` of a sweep's run, or ``--resume`` with another ``--devices``).
 
     With ``step`` None, restores the newest checkpoint that restores: each newer one that is
     unfinished or fails to read is skipped with a :class:`CheckpointFallbackWarning`, and the
@@ -128,7 +135,14 @@ class Checkpointer:
     steps = [step] if step is not None else sorted(self._manager.all_steps(), reverse=True)
     if not steps:
       raise FileNotFoundError(f"no checkpoint in {self.directory}")
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract_state)
+    target = sharding if sharding is not None else SingleDeviceSharding(jax.local_devices()[0])
+
+    def placed(x):
+      x = ocp.utils.to_shape_dtype_struct(x)
+      if getattr(x, "sharding", None) is None:
+        x = jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=target)
+      return x
+    abstract = jax.tree.map(placed, abstract_state)
     skipped: dict[int, str] = {}
     for candidate in steps:
       reason = _unfinished(self.directory / str(candidate))

@@ -11,9 +11,9 @@ import jax.numpy as jnp
 import numpy as np
 
 __all__ = ["TrainingDiverged", "stack_hyper", "config_from_dict", "all_finite", "bad_seeds",
-           "config_dict", "load_run", "restore_or_init", "RunAxis", "run_mesh", "place_runs",
-           "SweepTooLarge", "check_memory", "tree_bytes", "resolve_axis", "axis_inputs",
-           "memory_limit", "check_run_memory"]
+           "config_dict", "load_run", "restore_or_init", "RunAxis", "run_mesh", "run_sharding",
+           "place_runs", "SweepTooLarge", "check_memory", "tree_bytes", "resolve_axis",
+           "axis_inputs", "memory_limit", "check_run_memory"]
 
 
 class TrainingDiverged(RuntimeError):
@@ -108,17 +108,24 @@ def run_mesh(runs: int, devices: int | None = 1):
   return Mesh(np.asarray(local[:use]), ("runs",))
 
 
-def place_runs(tree, mesh):
-  """Puts every array of ``tree`` (leading axis: runs) on ``mesh``, split along the run axis
-  (``NamedSharding(mesh, P("runs"))``); jitted vmapped programs on such inputs then run each
-  device's runs on that device (GSPMD). With ``mesh`` None, ``tree`` is returned as it is."""
+def run_sharding(mesh):
+  """``NamedSharding(mesh, P("runs"))``: arrays with a leading run axis split over ``mesh``; None
+  for no mesh."""
   if mesh is None:
-    return tree
+    return None
   from jax.sharding import NamedSharding
   from jax.sharding import PartitionSpec as P
 
-  sharding = NamedSharding(mesh, P("runs"))
-  return jax.device_put(tree, sharding)
+  return NamedSharding(mesh, P("runs"))
+
+
+def place_runs(tree, mesh):
+  """Puts every array of ``tree`` (leading axis: runs) on ``mesh``, split along the run axis
+  (:func:`run_sharding`); jitted vmapped programs on such inputs then run each device's runs on
+  that device (GSPMD). With ``mesh`` None, ``tree`` is returned as it is."""
+  if mesh is None:
+    return tree
+  return jax.device_put(tree, run_sharding(mesh))
 
 
 class SweepTooLarge(RuntimeError):
@@ -303,7 +310,7 @@ def restore_or_init(run, ckpt, init_fn, keys, hypers, resume: bool, on_init=None
   abstract = jax.eval_shape(init_fn, keys, hypers)
   check_run_memory(run, ckpt, abstract, mesh, resume)
   if resume and ckpt.latest_step() is not None:
-    done, state = ckpt.restore(abstract)
+    done, state = ckpt.restore(abstract, sharding=run_sharding(mesh))
     run.truncate_metrics(done)
     prior = run.read_metrics()
     return place_runs(state, mesh), done, (prior[-1]["wall_s"] if prior else 0.0)

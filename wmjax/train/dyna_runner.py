@@ -30,7 +30,7 @@ from wmjax.train.overrides import apply_overrides
 from wmjax.train.plots import plot_curve
 from wmjax.train.rundir import RunDir
 
-__all__ = ["train_dyna", "load_dyna_run", "greedy_steps", "CHUNK_STEPS"]
+__all__ = ["train_dyna", "load_dyna_run", "evaluate_dyna_run", "greedy_steps", "CHUNK_STEPS"]
 
 CHUNK_STEPS = 100   # real steps per jitted call (one metrics line each)
 
@@ -181,3 +181,21 @@ def load_dyna_run(run_dir: str | pathlib.Path):
 
   return load_run(run_dir, "dyna", dyna_lib.DynaConfig, dyna_lib.DynaHyper,
                   lambda env, steps, config, hyper: _build(env, steps, config, hyper), init_of)
+
+
+def evaluate_dyna_run(run_dir: str | pathlib.Path, *, episodes: int = 5, seed: int = 123):
+  """Greedy episodes of each trained seed on its maze as it is at the checkpoint (ties at
+  random, no learning): ``(steps to the goal [seeds, episodes], saved config, chunk)``. An
+  episode that does not reach the goal counts the cap, 4 x the maze's cells."""
+  if episodes < 1:
+    raise ValueError(f"--episodes must be >= 1, got {episodes}")
+  built, (state, _, _), saved, chunk = load_dyna_run(run_dir)
+  grid = getattr(built.maze, "unwrapped", built.maze)
+  cap = 4 * grid.num_cells
+
+  def one_seed(state_, key):
+    keys = jax.random.split(key, episodes)
+    return jax.vmap(lambda k: greedy_steps(built.dyna, built.maze, state_, k, cap))(keys)
+
+  keys = jax.random.split(jax.random.PRNGKey(seed), saved["seeds"])
+  return np.asarray(jax.jit(jax.vmap(one_seed))(state, keys)), saved, chunk

@@ -26,6 +26,7 @@ from wmjax.train.common import (
   load_run,
   place_runs,
   resolve_axis,
+  run_sharding,
 )
 from wmjax.train.overrides import apply_overrides
 from wmjax.train.plots import plot_curve
@@ -152,7 +153,7 @@ def train_pets(env_name: str, *, steps: int, seeds: int = 1, out: str | pathlib.
   abstract = jax.eval_shape(init_fn, keys, hypers)
   check_run_memory(run, ckpt, abstract, mesh, resume)
   if resume and ckpt.latest_step() is not None:
-    iteration, state = ckpt.restore(abstract)
+    iteration, state = ckpt.restore(abstract, sharding=run_sharding(mesh))
     state = place_runs(state, mesh)
     run.truncate_metrics(iteration)
     prior = run.read_metrics()
