@@ -167,8 +167,11 @@ def default_config(game_name: str) -> MuZeroConfig:
 def default_hyper(game_name: str) -> MuZeroHyper:
   if game_name.startswith("pgx/") and not game_name.startswith("pgx/minatar") \
       and game_name != "pgx/2048":
-    # Board games: no discount; the value (the game's outcome) is what the search needs most.
-    return MuZeroHyper(discount=1.0, value_coef=1.0)
+    # Board games: no discount; the value (the game's outcome) is what the search needs most,
+    # and the reward of the rare winning move what it needs to see a win or a threat in one
+    # (reward_coef 4: the learned reward of winning moves doubles on connect four, and the
+    # tic-tac-toe agent stops losing the odd game to a random player; see the README).
+    return MuZeroHyper(discount=1.0, value_coef=1.0, reward_coef=4.0)
   if game_name.startswith("fast/"):
     return MuZeroHyper(discount=0.97)
   return MuZeroHyper()
