@@ -4,7 +4,7 @@ block the opponent's win in one?
 Positions come from random play: in each of ``--games`` random games, the first position
 where the side to move can win at once (a *win* position), and the first where it cannot but
 the opponent threatens to win next move (a *block* position; the threatened cells as
-``wmjax.agents.arena.greedy_policy`` finds them). On each set it reports how often
+``wmjax.agents.arena.one_ply`` finds them). On each set it reports how often
 
 - the agent's move with search (``--simulations``, default the run's ``eval_simulations``), and
 - the network's prior alone (the argmax of the prediction head's legal policy, no search)
@@ -37,12 +37,8 @@ from wmjax.train.muzero_runner import load_muzero_run
 def tactical_positions(game, key, games: int):
   """``(win_states, win_moves, win_found, block_states, block_moves, block_found)``: per random
   game the first win / block position (``*_found`` False where the game had none)."""
-  A = game.num_actions
-  others = ~jnp.eye(A, dtype=bool)
-
   def labels(state, key):
-    wins, opp_wins = arena._one_ply(game, state, key)
-    threats = state.legal & jnp.all(opp_wins | ~(state.legal[:, None] & others), axis=0)
+    wins, threats, _ = arena.one_ply(game, state, key)
     live = ~(state.terminated | state.truncated)
     win_pos = live & jnp.any(wins)
     block_pos = live & ~jnp.any(wins) & jnp.any(threats) & (jnp.sum(state.legal) > 1)

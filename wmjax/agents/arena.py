@@ -15,8 +15,8 @@ import jax.numpy as jnp
 from wmjax.envs.pgx import Game, GameState
 from wmjax.types import Array, Key
 
-__all__ = ["Policy", "MatchResult", "random_policy", "greedy_policy", "safe_policy",
-           "opponent_policy", "play_match", "play_episodes", "OPPONENTS"]
+__all__ = ["Policy", "MatchResult", "random_policy", "greedy_policy", "safe_policy", "one_ply",
+           "OnePly", "opponent_policy", "play_match", "play_episodes", "OPPONENTS"]
 
 Policy = Callable[[Key, GameState], Array]
 OPPONENTS = ("random", "greedy", "safe")
@@ -43,17 +43,29 @@ def random_policy(game: Game) -> Policy:
   return policy
 
 
-def _one_ply(game: Game, state: GameState, key: Key) -> tuple[Array, Array]:
-  """For one position: ``wins [A]``, the legal moves that win now, and ``opp_wins [A, A]``,
-  whether after our move ``a`` the opponent's reply ``b`` wins for them."""
-  actions = jnp.arange(game.num_actions, dtype=jnp.int32)
+class OnePly(NamedTuple):
+  """One position's immediate tactics, for the side to move."""
+  wins: Array       # bool [A]: legal moves that win now
+  threats: Array    # bool [A]: cells where the opponent wins next move after every other legal
+                    #   move (the cells to block)
+  opp_wins: Array   # bool [A, A]: after our move a, the opponent's reply b wins for them
+
+
+def one_ply(game: Game, state: GameState, key: Key) -> OnePly:
+  """Immediate wins and threats of one (unbatched) position, by stepping every move and every
+  reply. A threatened cell ``b`` is one the opponent wins at after each legal ``a != b``."""
+  A = game.num_actions
+  actions = jnp.arange(A, dtype=jnp.int32)
   after = jax.vmap(lambda a: game.step(state, a, key))(actions)                 # [A]
   wins = state.legal & after.terminated & (after.reward > 0)
 
   def replies(s):
     nxt = jax.vmap(lambda b: game.step(s, b, key))(actions)
     return s.legal & nxt.terminated & (nxt.reward > 0) & ~s.terminated          # [A]
-  return wins, jax.vmap(replies)(after)                                         # [A], [A, A]
+  opp_wins = jax.vmap(replies)(after)                                           # [A, A]
+  others = state.legal[:, None] & ~jnp.eye(A, dtype=bool)                       # [a, b]: a != b
+  threats = state.legal & jnp.all(opp_wins | ~others, axis=0)                   # [b]
+  return OnePly(wins, threats, opp_wins)
 
 
 def _batched(one: Callable[[Key, GameState], Array]) -> Policy:
@@ -78,13 +90,10 @@ def greedy_policy(game: Game) -> Policy:
   win open; :func:`safe_policy` never does.
   """
   _two_player(game, "greedy")
-  A = game.num_actions
 
   def one(key, state):
     k_step, k_pick = jax.random.split(key)
-    wins, opp_wins = _one_ply(game, state, k_step)
-    others = state.legal[:, None] & ~jnp.eye(A, dtype=bool)                     # [a, b]: a != b
-    threats = state.legal & jnp.all(opp_wins | ~others, axis=0)                 # [b]
+    wins, threats, _ = one_ply(game, state, k_step)
     choice = jnp.where(jnp.any(wins), wins, jnp.where(jnp.any(threats), threats, state.legal))
     return _sample_masked(k_pick, choice[None])[0]
   return _batched(one)
@@ -100,7 +109,7 @@ def safe_policy(game: Game) -> Policy:
 
   def one(key, state):
     k_step, k_pick = jax.random.split(key)
-    wins, opp_wins = _one_ply(game, state, k_step)
+    wins, _, opp_wins = one_ply(game, state, k_step)
     safe = state.legal & ~jnp.any(opp_wins, axis=1)
     choice = jnp.where(jnp.any(wins), wins, jnp.where(jnp.any(safe), safe, state.legal))
     return _sample_masked(k_pick, choice[None])[0]
