@@ -151,12 +151,18 @@ def train_muzero(
     devices: Annotated[int, typer.Option(
         help="Local devices to split the seeds over (jax.sharding; the largest count <= this "
         "that divides the seeds is used); 0: all.")] = 1,
+    minutes: Annotated[float | None, typer.Option(
+        help="Wall-clock budget: after the first chunk of iterations that ends past it, "
+        "evaluate, checkpoint and stop (a machine lent for a while, a cluster slot); "
+        "--resume continues towards --steps.")] = None,
 ):
   """MuZero: learned latent model + MCTS (mctx), self-play fused on device."""
   from wmjax.train.muzero_runner import train_muzero as run_muzero
 
+  if minutes is not None and minutes <= 0:
+    _fail(f"--minutes must be > 0, got {minutes}")
   run = _train(run_muzero, "muzero", env, steps=steps, seeds=seeds, seed=seed, out=out,
-               sets=set_, resume=resume, progress=progress, devices=devices)
+               sets=set_, resume=resume, progress=progress, devices=devices, minutes=minutes)
   last = run.read_metrics()[-1] if run.read_metrics() else {}
   for opp in ("random", "greedy"):
     if f"eval/win_vs_{opp}_mean" in last:

@@ -17,7 +17,9 @@ from wmjax.replay import (
     add_step,
     can_sample,
     init_sequence_buffer,
+    sample_prioritized,
     sample_sequences,
+    set_priority,
 )
 
 _ENV = 10_000
@@ -161,6 +163,68 @@ def test_vmap_over_independent_buffers():
     stamp = np.asarray(seqs["stamp"][i]) - 100 * i
     np.testing.assert_array_equal(np.diff(stamp, axis=1), 1)
     assert (stamp % _ENV).min() >= 9 - 6 and (stamp % _ENV).max() <= 8
+
+
+_EXAMPLE_P = dict(_EXAMPLE, priority=np.zeros((), np.float32))
+_sample_p = jax.jit(sample_prioritized, static_argnums=(2, 3), static_argnames=("alpha",))
+
+
+def _chunk_p(num_envs, t0, steps, priority=1.0):
+  return dict(_chunk(num_envs, t0, steps),
+              priority=np.full((num_envs, steps), priority, np.float32))
+
+
+def test_prioritized_with_equal_priorities_is_uniform_with_unit_weights():
+  num_envs, seq_len = 2, 3
+  buf = _add_chunk(init_sequence_buffer(_EXAMPLE_P, num_envs, 16), _chunk_p(num_envs, 0, 13))
+  out = _sample_p(buf, jax.random.key(1), 12_000, seq_len, alpha=1.0)
+  _check_sequences(out.batch, 13, 8, seq_len)
+  env, offset = _starts(out.batch, 13, 8)
+  hist = np.zeros((num_envs, 8 - seq_len + 1), int)
+  np.add.at(hist, (env, offset), 1)
+  np.testing.assert_allclose(hist, 1000, rtol=0.05)   # stratified: tighter than uniform's
+  np.testing.assert_allclose(np.asarray(out.weight), 1.0, rtol=1e-5)
+  np.testing.assert_array_equal(np.asarray(out.env), env)
+  np.testing.assert_array_equal(np.asarray(buf.data["stamp"])[env, np.asarray(out.start)],
+                                np.asarray(out.batch["stamp"])[:, 0])
+
+
+def test_prioritized_follows_priorities_and_never_crosses_the_write_position():
+  num_envs, seq_len = 2, 3
+  buf = _add_chunk(init_sequence_buffer(_EXAMPLE_P, num_envs, 16), _chunk_p(num_envs, 0, 13))
+  # Valid starts: steps 5..10 of each env (ring indices (5..10) % 8). Give env 1, step 7 a
+  # priority of 9 and env 0, step 5 a priority of 3; the newest steps 11, 12 (invalid starts,
+  # their sequences would cross the write position) a huge one.
+  p = np.ones((2, 8), np.float32)
+  p[1, 7 % 8], p[0, 5 % 8] = 9.0, 3.0
+  p[:, 11 % 8], p[:, 12 % 8] = 1e6, 1e6
+  buf = buf._replace(data=dict(buf.data, priority=jnp.asarray(p)))
+  for alpha in (1.0, 0.5):
+    out = _sample_p(buf, jax.random.key(2), 20_000, seq_len, alpha=alpha)
+    _check_sequences(out.batch, 13, 8, seq_len)
+    stamp = np.asarray(out.batch["stamp"])[:, 0]
+    w = np.ones(12) ** alpha
+    w[0], w[6 + 2] = 3.0 ** alpha, 9.0 ** alpha   # env 0 step 5, env 1 step 7
+    expected = w / w.sum()
+    seen = np.array([np.mean(stamp == b * _ENV + t) for b in range(2) for t in range(5, 11)])
+    np.testing.assert_allclose(seen, expected, atol=0.01)
+    # Importance weights (1 / (M P))^beta over their max: the rarest start gets weight 1.
+    weight = np.asarray(out.weight)
+    at = {int(s): float(x) for s, x in zip(stamp, weight, strict=True)}
+    np.testing.assert_allclose(at[_ENV + 7], expected.min() / expected.max(), rtol=1e-4)
+    np.testing.assert_allclose(at[6], 1.0, rtol=1e-5)
+
+
+def test_set_priority_writes_where_sampled():
+  buf = _add_chunk(init_sequence_buffer(_EXAMPLE_P, 2, 16), _chunk_p(2, 0, 6))
+  buf = set_priority(buf, jnp.array([0, 1]), jnp.array([2, 4]), jnp.array([5.0, 7.0]))
+  p = np.asarray(buf.data["priority"])
+  assert p[0, 2] == 5.0 and p[1, 4] == 7.0 and p.sum() == 5.0 + 7.0 + 10 * 1.0
+  out = _sample_p(buf, jax.random.key(3), 1000, 2, alpha=1.0)
+  assert np.mean(np.asarray(out.batch["stamp"])[:, 0] == _ENV + 4) > 0.25   # 7 of 20 mass
+  with pytest.raises(ValueError, match=r"no 'priority' leaf to sample by; it holds \['is_first'"):
+    sample_prioritized(_add_chunk(init_sequence_buffer(_EXAMPLE, 2, 16), _chunk(2, 0, 6)),
+                       jax.random.key(0), 4, 2)
 
 
 def test_errors_are_readable():

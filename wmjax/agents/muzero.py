@@ -37,7 +37,14 @@ import optax
 from wmjax.envs.pgx import Game, GameState
 from wmjax.models import muzero as mz
 from wmjax.planners.mcts import SearchConfig, SearchOutput, make_search
-from wmjax.replay.sequences import SequenceBuffer, add_chunk, init_sequence_buffer, sample_sequences
+from wmjax.replay.sequences import (
+  SequenceBuffer,
+  add_chunk,
+  init_sequence_buffer,
+  sample_prioritized,
+  sample_sequences,
+  set_priority,
+)
 from wmjax.types import Array, Key
 
 __all__ = ["MuZeroConfig", "MuZeroHyper", "MuZeroState", "MuZero", "make_muzero",
@@ -59,6 +66,10 @@ class MuZeroConfig:
                                       # (Monte Carlo outcome), 10 for one-player tasks
   target_update_interval: int = 100   # updates between copies of the target network
   reanalyse: int = 0                  # windows per batch whose policy targets are re-searched
+  priority_alpha: float = 0.0         # prioritized replay (MuZero's): windows drawn with
+                                      # P ~ |value error of their first position|^alpha;
+                                      # 0: uniform, new positions at the largest priority
+  priority_beta: float = 1.0          # importance-weight exponent correcting that bias
   max_grad_norm: float = 5.0
   # Network (wmjax.models.muzero.MuZeroNetConfig fields).
   net: str = "mlp"                    # mlp | resnet
@@ -93,6 +104,9 @@ class MuZeroConfig:
                  "unroll_steps", "target_update_interval", "num_simulations", "eval_games"):
       if getattr(self, name) < 1:
         raise ValueError(f"MuZeroConfig.{name} must be >= 1, got {getattr(self, name)}")
+    if self.priority_alpha < 0 or not 0.0 <= self.priority_beta <= 1.0:
+      raise ValueError(f"priority_alpha must be >= 0 and priority_beta in [0, 1], got "
+                       f"{self.priority_alpha} and {self.priority_beta}")
     if min(self.updates_per_iteration, self.reanalyse, self.eval_every, self.sample_moves) < 0:
       raise ValueError("updates_per_iteration, reanalyse, eval_every and sample_moves must be "
                        ">= 0")
@@ -261,15 +275,19 @@ def make_muzero(game: Game, config: MuZeroConfig) -> MuZero:
   vs, rs = config.value_support, config.reward_support
   store_uint8 = game.name.startswith("pgx/") and game.name not in ("pgx/2048",)
   obs_dtype = jnp.uint8 if store_uint8 else jnp.float32
+  prioritized = config.priority_alpha > 0
 
   def example_row():
-    return {"obs": jax.ShapeDtypeStruct(game.obs_shape, obs_dtype),
+    row = {"obs": jax.ShapeDtypeStruct(game.obs_shape, obs_dtype),
             "legal": jax.ShapeDtypeStruct((A,), jnp.bool_),
             "action": jax.ShapeDtypeStruct((), jnp.int32),
             "reward": jax.ShapeDtypeStruct((), jnp.float32),
             "policy": jax.ShapeDtypeStruct((A,), jnp.float32),
             "root_value": jax.ShapeDtypeStruct((), jnp.float32),
             "ended": jax.ShapeDtypeStruct((), jnp.bool_)}
+    if prioritized:   # of the window starting at this move (absent: uniform replay)
+      row["priority"] = jax.ShapeDtypeStruct((), jnp.float32)
+    return row
 
   def init(key, hyper):
     k_params, k_games, k_state = jax.random.split(key, 3)
@@ -313,8 +331,11 @@ def make_muzero(game: Game, config: MuZeroConfig) -> MuZero:
         lambda f, x: jnp.where(ended.reshape(-1, *([1] * (x.ndim - 1))), f, x), fresh, nxt)
     return (games, jnp.where(ended, 0.0, ep_return)), (row, stats)
 
-  def loss_fn(params, target_params, hyper, key, batch):
-    """``batch``: leaves ``[N, L, ...]`` (windows of ``L = K + n + 1`` moves)."""
+  def loss_fn(params, target_params, hyper, key, batch, weight=None):
+    """``batch``: leaves ``[N, L, ...]`` (windows of ``L = K + n + 1`` moves); ``weight [N]``:
+    importance weights of prioritized replay (None: all 1). The metrics carry
+    ``priority [N]``, each window's new priority (its first position's value error)."""
+    w = jnp.ones(batch["action"].shape[:1]) if weight is None else weight
     d = ply_discount(game, hyper.discount)
     obs = batch["obs"].astype(jnp.float32)
     # Bootstrap values of positions k + n from the target network.
@@ -350,15 +371,16 @@ def make_muzero(game: Game, config: MuZeroConfig) -> MuZero:
                         * jax.nn.log_softmax(value_logits), -1)
     reward_ce = -jnp.sum(mz.scalar_to_support(reward_t, rs)
                          * jax.nn.log_softmax(reward_logits), -1)             # [N, K]
-    policy_loss = jnp.mean(jnp.sum(step_weight * valid * policy_ce, -1))
-    value_loss = jnp.mean(jnp.sum(step_weight * value_ce, -1))
-    reward_loss = jnp.mean(jnp.sum(step_weight[1:] * reward_ce, -1))
+    policy_loss = jnp.mean(w * jnp.sum(step_weight * valid * policy_ce, -1))
+    value_loss = jnp.mean(w * jnp.sum(step_weight * value_ce, -1))
+    reward_loss = jnp.mean(w * jnp.sum(step_weight[1:] * reward_ce, -1))
     loss = policy_loss + hyper.value_coef * value_loss + hyper.reward_coef * reward_loss
     value_pred = mz.support_to_scalar(value_logits, vs)
     metrics = {"loss/total": loss, "loss/policy": policy_loss, "loss/value": value_loss,
                "loss/reward": reward_loss,
                "train/value_error": jnp.mean(jnp.abs(value_pred[:, 0] - value_t[:, 0])),
-               "train/value_target": jnp.mean(value_t[:, 0])}
+               "train/value_target": jnp.mean(value_t[:, 0]),
+               "priority": jax.lax.stop_gradient(jnp.abs(value_pred[:, 0] - value_t[:, 0]))}
     return loss, metrics
 
   def _reanalyse(params, key, batch, obs, policy_t, d):
@@ -372,9 +394,19 @@ def make_muzero(game: Game, config: MuZeroConfig) -> MuZero:
 
   def update(state, hyper, key):
     k_sample, k_loss = jax.random.split(key)
-    batch = sample_sequences(state.buffer, k_sample, config.batch_size, window)
+    buffer = state.buffer
+    if prioritized:
+      sample = sample_prioritized(buffer, k_sample, config.batch_size, window,
+                                  alpha=config.priority_alpha, beta=config.priority_beta)
+      batch, weight = sample.batch, sample.weight
+    else:
+      batch, weight = sample_sequences(buffer, k_sample, config.batch_size, window), None
     grads, metrics = jax.grad(loss_fn, has_aux=True)(
-        state.params, state.target_params, hyper, k_loss, batch)
+        state.params, state.target_params, hyper, k_loss, batch, weight)
+    priority = metrics.pop("priority")
+    if prioritized:
+      buffer = set_priority(buffer, sample.env, sample.start, priority + 1e-3)
+      metrics["train/priority_weight_min"] = jnp.min(weight)
     updates, opt_state = _optimizer(hyper, config.max_grad_norm).update(
         grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
@@ -383,7 +415,7 @@ def make_muzero(game: Game, config: MuZeroConfig) -> MuZero:
     target = jax.tree.map(lambda p, t: jnp.where(copy, p, t), params, state.target_params)
     metrics["train/grad_norm"] = optax.global_norm(grads)
     return state._replace(params=params, target_params=target, opt_state=opt_state,
-                          updates=count), metrics
+                          buffer=buffer, updates=count), metrics
 
   def train_iteration(state, hyper):
     key, k_play, k_update = jax.random.split(state.key, 3)
@@ -391,6 +423,9 @@ def make_muzero(game: Game, config: MuZeroConfig) -> MuZero:
         lambda c, k: self_play_step(state.params, hyper, c, k),
         (state.games, state.episode_return), jax.random.split(k_play, steps))
     rows = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), rows)               # [B, T, ...]
+    if prioritized:   # new windows first get the largest priority, so each is seen soon
+      top = jnp.maximum(jnp.max(state.buffer.data["priority"]), 1.0)
+      rows["priority"] = jnp.full(rows["action"].shape, top, jnp.float32)
     buffer = add_chunk(state.buffer, rows)
     state = state._replace(games=games, episode_return=ep_return, buffer=buffer, key=key,
                            moves=state.moves + num_envs * steps)

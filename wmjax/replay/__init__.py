@@ -6,7 +6,9 @@ from wmjax.replay.sequences import (
     add_step,
     can_sample,
     init_sequence_buffer,
+    sample_prioritized,
     sample_sequences,
+    set_priority,
 )
 from wmjax.replay.transitions import (
     RingBuffer,
@@ -31,5 +33,7 @@ __all__ = [
     "add_step",
     "add_chunk",
     "sample_sequences",
+    "sample_prioritized",
+    "set_priority",
     "can_sample",
 ]

@@ -32,6 +32,8 @@ __all__ = [
     "add_step",
     "add_chunk",
     "sample_sequences",
+    "sample_prioritized",
+    "set_priority",
     "can_sample",
 ]
 
@@ -139,6 +141,63 @@ def sample_sequences(buffer: SequenceBuffer, key: Key, batch_size: int, seq_len:
   oldest = (buffer.pos - count) % capacity
   time = (oldest + offset[:, None] + jnp.arange(seq_len, dtype=jnp.int32)) % capacity  # [N, L]
   return jax.tree.map(lambda d: d[env[:, None], time], buffer.data)
+
+
+class PrioritizedSample(NamedTuple):
+  batch: PyTree     # leaves [N, L, ...]
+  env: Array        # int32 [N]: environment of each sequence
+  start: Array      # int32 [N]: ring index of each sequence's first step
+  weight: Array     # float32 [N]: importance weight (1/(M P(i)))^beta over its batch maximum
+
+
+def sample_prioritized(buffer: SequenceBuffer, key: Key, batch_size: int, seq_len: int, *,
+                       priority: str = "priority", alpha: float = 1.0,
+                       beta: float | Array = 1.0) -> PrioritizedSample:
+  """Samples sequences whose start ``i`` is drawn with ``P(i) = p_i^alpha / sum_j p_j^alpha``
+  (prioritized replay, Schaul et al. 2016, as MuZero samples its windows).
+
+  ``p`` is the data leaf named ``priority`` (``[B, C]``, one per step: the priority of the
+  sequence that starts there); only starts whose whole sequence lies in the valid data (as in
+  :func:`sample_sequences`) can be drawn. Starts are drawn by stratified inverse-CDF sampling
+  (one uniform per ``1/N`` slice of the total), ``O(B C + N log(B C))``. ``weight`` corrects
+  the bias: ``(1 / (M P(i)))^beta`` with ``M`` valid starts, divided by the batch's largest.
+  With all priorities equal this is :func:`sample_sequences`'s distribution, weights 1.
+  """
+  num_envs, capacity = _dims(buffer)
+  _check_seq_len(seq_len, num_envs, capacity)
+  if batch_size < 1:
+    raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+  if priority not in buffer.data:
+    raise ValueError(f"the buffer has no {priority!r} leaf to sample by; it holds "
+                     f"{sorted(buffer.data)}")
+  count = buffer.count
+  oldest = (buffer.pos - count) % capacity
+  offset = (jnp.arange(capacity, dtype=jnp.int32) - oldest) % capacity                # [C]
+  valid = offset <= count - seq_len                                                    # [C]
+  p = jnp.maximum(buffer.data[priority].astype(jnp.float32), 0.0)
+  p = jnp.where(valid[None, :], p ** alpha, 0.0).reshape(-1)                           # [B C]
+  cdf = jnp.cumsum(p)
+  total = cdf[-1]
+  u = (jnp.arange(batch_size) + jax.random.uniform(key, (batch_size,))) / batch_size * total
+  flat = jnp.clip(jnp.searchsorted(cdf, u, side="right"), 0, p.shape[0] - 1)
+  # Guard against rounding landing on a zero-probability index: fall back to the oldest start.
+  flat = jnp.where(p[flat] > 0, flat, jnp.argmax(p > 0))
+  env, start = flat // capacity, flat % capacity
+  m = jnp.maximum(count - seq_len + 1, 1) * num_envs
+  prob = p[flat] / jnp.maximum(total, 1e-30)
+  w = (1.0 / (m * jnp.maximum(prob, 1e-30))) ** beta
+  time = (start[:, None] + jnp.arange(seq_len, dtype=jnp.int32)) % capacity            # [N, L]
+  batch = jax.tree.map(lambda d: d[env[:, None], time], buffer.data)
+  return PrioritizedSample(batch, env.astype(jnp.int32), start.astype(jnp.int32),
+                           (w / jnp.max(w)).astype(jnp.float32))
+
+
+def set_priority(buffer: SequenceBuffer, env: Array, start: Array, value: Array, *,
+                 priority: str = "priority") -> SequenceBuffer:
+  """Writes ``value [N]`` as the priority of the sequences starting at ``(env, start)``."""
+  data = dict(buffer.data)
+  data[priority] = data[priority].at[env, start].set(value.astype(data[priority].dtype))
+  return buffer._replace(data=data)
 
 
 def can_sample(buffer: SequenceBuffer, seq_len: int) -> Array:

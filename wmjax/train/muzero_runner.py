@@ -96,10 +96,12 @@ def _resolve(game_name, sets):
 def train_muzero(env_name: str, *, steps: int | None = None, seeds: int = 1,
                  out: str | pathlib.Path, sets: list[str] = (), resume: bool = False,
                  seed: int = 0, progress: bool = True,
-                 run_axis: RunAxis | None = None, devices: int | None = 1) -> RunDir:
+                 run_axis: RunAxis | None = None, devices: int | None = 1,
+                 minutes: float | None = None) -> RunDir:
   """Trains MuZero on a game for ``steps`` self-play moves (all parallel games together),
   ``seeds`` seeds in one vmapped program. Writes ``config.json``, ``metrics.jsonl``,
-  ``curve.png`` and orbax checkpoints to ``out``; ``resume`` continues a run."""
+  ``curve.png`` and orbax checkpoints to ``out``; ``resume`` continues a run. ``minutes``:
+  stop early (evaluated and checkpointed) after the first chunk that ends past this budget."""
   from tqdm.auto import tqdm
 
   run = RunDir(out, resume=resume)
@@ -180,7 +182,8 @@ def train_muzero(env_name: str, *, steps: int | None = None, seeds: int = 1,
         record[k] = per_seed
         record[k + "_mean"] = (float(np.nanmean(per_seed)) if np.any(np.isfinite(per_seed))
                                else None)
-      last = done_chunks == built.chunks
+      out_of_time = minutes is not None and time.time() - t_start > 60 * minutes
+      last = done_chunks == built.chunks or out_of_time
       do_eval = last or (eval_every > 0 and iteration % eval_every < chunk)
       post = {}
       if do_eval:
@@ -207,6 +210,10 @@ def train_muzero(env_name: str, *, steps: int | None = None, seeds: int = 1,
       if not two_player and record.get("train/episode_return_mean") is not None:
         post["return"] = f"{record['train/episode_return_mean']:.1f}"
       bar.set_postfix(post)
+      if out_of_time and done_chunks < built.chunks:
+        bar.write(f"stopped at the {minutes:g}-minute budget after {record['env_steps']} "
+                  f"moves; continue with --resume --out {run.path}")
+        break
   finally:
     bar.close()
     ckpt.close()
