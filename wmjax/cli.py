@@ -54,6 +54,18 @@ def _default_out(algo: str, env: str) -> pathlib.Path:
   return pathlib.Path("runs") / f"{algo}-{env.replace('/', '-')}-{stamp}"
 
 
+# Options every `train` command shares (each command adds its env, steps, out and --set).
+SeedsOption = Annotated[int, typer.Option(
+    help="Independent seeds, run as one vmapped program; curves are per seed and mean.")]
+SeedOption = Annotated[int, typer.Option(help="Base random seed.")]
+ResumeOption = Annotated[bool, typer.Option(
+    help="Continue the run in --out from its last checkpoint, with its saved settings.")]
+ProgressOption = Annotated[bool, typer.Option(help="Show a progress bar.")]
+DevicesOption = Annotated[int, typer.Option(
+    help="Local devices to split the seeds over (jax.sharding; the largest count <= this that "
+    "divides the seeds is used); 0: all.")]
+
+
 @train_app.command("pets")
 def train_pets(
     env: Annotated[str, typer.Option(help="Environment, suite/name (see `wmjax envs`).")] =
@@ -61,9 +73,8 @@ def train_pets(
     steps: Annotated[int, typer.Option(
         help="Agent steps of real data in all, random initial episodes included (each agent "
         "step is action_repeat env steps); rounded up to whole episodes.")] = 2_000,
-    seeds: Annotated[int, typer.Option(
-        help="Independent seeds, run as one vmapped program; curves are per seed and mean.")] = 1,
-    seed: Annotated[int, typer.Option(help="Base random seed.")] = 0,
+    seeds: SeedsOption = 1,
+    seed: SeedOption = 0,
     out: Annotated[pathlib.Path | None, typer.Option(
         help="Run folder; default runs/pets-<env>-<time>. Refused if it already holds a run, "
         "unless --resume.")] = None,
@@ -71,13 +82,9 @@ def train_pets(
         "--set", help="Override a setting, key=value, repeatable: e.g. --set horizon=20 "
         "--set hidden_sizes=64,64 --set model_lr=3e-4. Keys are the fields of PETSConfig and "
         "PETSHyper (wmjax/agents/pets.py).")] = None,
-    resume: Annotated[bool, typer.Option(
-        help="Continue the run in --out from its last checkpoint, with its saved settings.")] =
-    False,
-    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
-    devices: Annotated[int, typer.Option(
-        help="Local devices to split the seeds over (jax.sharding; the largest count <= this "
-        "that divides the seeds is used); 0: all.")] = 1,
+    resume: ResumeOption = False,
+    progress: ProgressOption = True,
+    devices: DevicesOption = 1,
 ):
   """PETS: probabilistic ensemble + trajectory sampling + CEM/MPPI model-predictive control."""
   from wmjax.train.pets_runner import train_pets as run_pets
@@ -95,9 +102,8 @@ def train_dreamer(
         help="Agent steps of real data in all, random prefill included (each agent step is "
         "action_repeat env steps); rounded up to whole training iterations. The default is "
         "100k env steps on dmc/CartpoleSwingup (action repeat 8).")] = 12_500,
-    seeds: Annotated[int, typer.Option(
-        help="Independent seeds, run as one vmapped program; curves are per seed and mean.")] = 1,
-    seed: Annotated[int, typer.Option(help="Base random seed.")] = 0,
+    seeds: SeedsOption = 1,
+    seed: SeedOption = 0,
     out: Annotated[pathlib.Path | None, typer.Option(
         help="Run folder; default runs/dreamer-<env>-<time>. Refused if it already holds a run, "
         "unless --resume.")] = None,
@@ -106,13 +112,9 @@ def train_dreamer(
         "--set train_ratio=512 --set model_lr=1e-4. Keys are the fields of DreamerConfig and "
         "DreamerHyper (wmjax/agents/dreamer.py); sizes: debug, xsmall, small, medium, large.")]
     = None,
-    resume: Annotated[bool, typer.Option(
-        help="Continue the run in --out from its last checkpoint, with its saved settings.")] =
-    False,
-    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
-    devices: Annotated[int, typer.Option(
-        help="Local devices to split the seeds over (jax.sharding; the largest count <= this "
-        "that divides the seeds is used); 0: all.")] = 1,
+    resume: ResumeOption = False,
+    progress: ProgressOption = True,
+    devices: DevicesOption = 1,
 ):
   """Dreamer (V3-style): RSSM world model; actor and critic trained in imagination."""
   from wmjax.train.dreamer_runner import train_dreamer as run_dreamer
@@ -134,9 +136,8 @@ def train_muzero(
         help="Self-play moves in all (every parallel game counted); rounded up to whole "
         "training iterations. Default: the game's tuned budget (150k for tic-tac-toe, 2M for "
         "connect four, 500k otherwise).")] = None,
-    seeds: Annotated[int, typer.Option(
-        help="Independent seeds, run as one vmapped program; curves are per seed and mean.")] = 1,
-    seed: Annotated[int, typer.Option(help="Base random seed.")] = 0,
+    seeds: SeedsOption = 1,
+    seed: SeedOption = 0,
     out: Annotated[pathlib.Path | None, typer.Option(
         help="Run folder; default runs/muzero-<env>-<time>. Refused if it already holds a run, "
         "unless --resume.")] = None,
@@ -144,13 +145,9 @@ def train_muzero(
         "--set", help="Override a setting, key=value, repeatable: e.g. --set num_simulations=64 "
         "--set search=puct --set net=resnet --set learning_rate=3e-4. Keys are the fields of "
         "MuZeroConfig and MuZeroHyper (wmjax/agents/muzero.py).")] = None,
-    resume: Annotated[bool, typer.Option(
-        help="Continue the run in --out from its last checkpoint, with its saved settings.")] =
-    False,
-    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
-    devices: Annotated[int, typer.Option(
-        help="Local devices to split the seeds over (jax.sharding; the largest count <= this "
-        "that divides the seeds is used); 0: all.")] = 1,
+    resume: ResumeOption = False,
+    progress: ProgressOption = True,
+    devices: DevicesOption = 1,
     minutes: Annotated[float | None, typer.Option(
         help="Wall-clock budget: after the first chunk of iterations that ends past it, "
         "evaluate, checkpoint and stop (a machine lent for a while, a cluster slot); "
@@ -181,9 +178,8 @@ def train_mbpo(
         help="Agent steps of real data in all, random prefill included (each agent step is "
         "action_repeat env steps); rounded up to whole iterations of steps_per_iteration.")] =
     12_500,
-    seeds: Annotated[int, typer.Option(
-        help="Independent seeds, run as one vmapped program; curves are per seed and mean.")] = 1,
-    seed: Annotated[int, typer.Option(help="Base random seed.")] = 0,
+    seeds: SeedsOption = 1,
+    seed: SeedOption = 0,
     out: Annotated[pathlib.Path | None, typer.Option(
         help="Run folder; default runs/mbpo-<env>-<time>. Refused if it already holds a run, "
         "unless --resume.")] = None,
@@ -191,13 +187,9 @@ def train_mbpo(
         "--set", help="Override a setting, key=value, repeatable: e.g. --set rollout_length=5 "
         "--set updates_per_step=20 --set real_ratio=0.1 --set sac_lr=1e-3. Keys are the fields "
         "of MBPOConfig and MBPOHyper (wmjax/agents/mbpo.py).")] = None,
-    resume: Annotated[bool, typer.Option(
-        help="Continue the run in --out from its last checkpoint, with its saved settings.")] =
-    False,
-    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
-    devices: Annotated[int, typer.Option(
-        help="Local devices to split the seeds over (jax.sharding; the largest count <= this "
-        "that divides the seeds is used); 0: all.")] = 1,
+    resume: ResumeOption = False,
+    progress: ProgressOption = True,
+    devices: DevicesOption = 1,
 ):
   """MBPO (deep Dyna): ensemble model, short branched rollouts, SAC trained mostly on model data.
 
@@ -223,7 +215,7 @@ def _brax_command(algo: str, doc: str):
           help="Env steps per seed (action repeat included, as brax counts them).")] = 50_000,
       seeds: Annotated[int, typer.Option(
           help="Seeds seed .. seed+seeds-1, trained one after another.")] = 1,
-      seed: Annotated[int, typer.Option(help="Base random seed.")] = 0,
+      seed: SeedOption = 0,
       out: Annotated[pathlib.Path | None, typer.Option(
           help="Run folder; default runs/<sac|ppo>-<env>-<time>. Refused if it already holds "
           "a run.")] = None,
@@ -231,7 +223,7 @@ def _brax_command(algo: str, doc: str):
           "--set", help="Override an argument of brax's trainer, key=value, repeatable: e.g. "
           "--set learning_rate=1e-3 --set num_envs=64 --set eval_every=5000 (env steps between "
           "evaluations).")] = None,
-      progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+      progress: ProgressOption = True,
   ):
     from wmjax.train.brax_runner import train_brax
 
@@ -256,9 +248,8 @@ def train_worldmodels(
     generations: Annotated[int | None, typer.Option(
         help="CMA-ES generations for the controller (default: the env's tuned setting, 60 for "
         "fast/ envs).")] = None,
-    seeds: Annotated[int, typer.Option(
-        help="Independent seeds, run as one vmapped program; curves are per seed and mean.")] = 1,
-    seed: Annotated[int, typer.Option(help="Base random seed.")] = 0,
+    seeds: SeedsOption = 1,
+    seed: SeedOption = 0,
     out: Annotated[pathlib.Path | None, typer.Option(
         help="Run folder; default runs/worldmodels-<env>-<time>. Refused if it already holds a "
         "run, unless --resume.")] = None,
@@ -267,13 +258,9 @@ def train_worldmodels(
         "--set mode=dream --set tau=1.15 --set population_size=64 --set rollouts=16 "
         "--set latent_size=32 --set hidden_size=256 --set episodes=1000. Keys are the fields "
         "of WorldModelsConfig and WorldModelsHyper (wmjax/agents/worldmodels.py).")] = None,
-    resume: Annotated[bool, typer.Option(
-        help="Continue the run in --out from its last checkpoint, with its saved settings.")] =
-    False,
-    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
-    devices: Annotated[int, typer.Option(
-        help="Local devices to split the seeds over (jax.sharding; the largest count <= this "
-        "that divides the seeds is used); 0: all.")] = 1,
+    resume: ResumeOption = False,
+    progress: ProgressOption = True,
+    devices: DevicesOption = 1,
 ):
   """World Models (Ha & Schmidhuber 2018): VAE (V) + MDN-RNN (M) + linear controller (C) by
   CMA-ES.
@@ -307,7 +294,7 @@ def train_dyna(
     3_000,
     seeds: Annotated[int, typer.Option(
         help="Independent runs, one vmapped program; curves are per run and mean.")] = 1,
-    seed: Annotated[int, typer.Option(help="Base random seed.")] = 0,
+    seed: SeedOption = 0,
     out: Annotated[pathlib.Path | None, typer.Option(
         help="Run folder; default runs/dyna-<env>-<time>. Refused if it already holds a run, "
         "unless --resume.")] = None,
@@ -315,10 +302,8 @@ def train_dyna(
         "--set", help="Override a setting, key=value, repeatable: e.g. --set planning_steps=50 "
         "--set kappa=1e-3 (Dyna-Q+) --set alpha=0.5. Keys are the fields of DynaConfig "
         "(wmjax/agents/dyna.py).")] = None,
-    resume: Annotated[bool, typer.Option(
-        help="Continue the run in --out from its last checkpoint, with its saved settings.")] =
-    False,
-    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    resume: ResumeOption = False,
+    progress: ProgressOption = True,
     devices: Annotated[int, typer.Option(
         help="Local devices to split the runs over; 0: all.")] = 1,
 ):
@@ -355,7 +340,7 @@ def sweep(
     steps: Annotated[int | None, typer.Option(
         help="Length of each run, as the agent's train command counts it (World Models: "
         "CMA-ES generations); default: the agent's.")] = None,
-    seed: Annotated[int, typer.Option(help="Base random seed.")] = 0,
+    seed: SeedOption = 0,
     out: Annotated[pathlib.Path | None, typer.Option(
         help="Sweep folder; default sweeps/<algo>-<env>-<time>.")] = None,
     devices: Annotated[int, typer.Option(
