@@ -90,20 +90,20 @@ def test_muzero_one_player_task_runs_and_reports_returns(tmp_path):
   """Also the wall-clock budget: 11 iterations are two chunks of 10; a budget that the first
   chunk already exceeds stops the run there, evaluated, and --resume finishes it."""
   out = tmp_path / "pm"
-  result = _invoke("train", "muzero", "--env", "fast/PointMassDiscrete", "--steps", 11 * 80,
-                   "--set", "num_envs=8", "--set", "eval_games=4", "--set", "num_simulations=4",
+  result = _invoke("train", "muzero", "--env", "fast/PointMassDiscrete", "--steps", 11 * 16,
+                   "--set", "num_envs=8", "--set", "steps_per_iteration=2", "--set", "eval_games=4", "--set", "num_simulations=4",
                    "--set", "eval_every=0",
                    "--set", "updates_per_iteration=1", "--set", "reanalyse=8", "--out", out,
                    "--no-progress", "--minutes", 1e-4)
   assert result.exit_code == 0, result.output
-  assert "stopped at the 0.0001-minute budget after 800 moves" in result.output
+  assert "stopped at the 0.0001-minute budget after 160 moves" in result.output
   records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
   assert len(records) == 1 and "eval/episode_return" in records[0]
   result = _invoke("train", "muzero", "--resume", "--out", out, "--no-progress")
   assert result.exit_code == 0, result.output
   assert "final evaluation return" in result.output and "stopped" not in result.output
   records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-  assert [r["env_steps"] for r in records] == [800, 1600]
+  assert [r["env_steps"] for r in records] == [160, 320]
   assert _invoke("train", "muzero", "--minutes", 0, "--out", tmp_path / "x").exit_code == 2
   result = _invoke("eval", out, "--games", 2)
   assert result.exit_code == 0 and "mean return" in result.output, result.output
