@@ -91,8 +91,8 @@ def test_muzero_one_player_task_runs_and_reports_returns(tmp_path):
   chunk already exceeds stops the run there, evaluated, and --resume finishes it."""
   out = tmp_path / "pm"
   result = _invoke("train", "muzero", "--env", "fast/PointMassDiscrete", "--steps", 11 * 16,
-                   "--set", "num_envs=8", "--set", "steps_per_iteration=2", "--set", "eval_games=4", "--set", "num_simulations=4",
-                   "--set", "eval_every=0",
+                   "--set", "num_envs=8", "--set", "steps_per_iteration=2",
+                   "--set", "eval_games=4", "--set", "num_simulations=4", "--set", "eval_every=0",
                    "--set", "updates_per_iteration=1", "--set", "reanalyse=8", "--out", out,
                    "--no-progress", "--minutes", 1e-4)
   assert result.exit_code == 0, result.output
