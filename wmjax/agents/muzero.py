@@ -279,12 +279,12 @@ def make_muzero(game: Game, config: MuZeroConfig) -> MuZero:
 
   def example_row():
     row = {"obs": jax.ShapeDtypeStruct(game.obs_shape, obs_dtype),
-            "legal": jax.ShapeDtypeStruct((A,), jnp.bool_),
-            "action": jax.ShapeDtypeStruct((), jnp.int32),
-            "reward": jax.ShapeDtypeStruct((), jnp.float32),
-            "policy": jax.ShapeDtypeStruct((A,), jnp.float32),
-            "root_value": jax.ShapeDtypeStruct((), jnp.float32),
-            "ended": jax.ShapeDtypeStruct((), jnp.bool_)}
+           "legal": jax.ShapeDtypeStruct((A,), jnp.bool_),
+           "action": jax.ShapeDtypeStruct((), jnp.int32),
+           "reward": jax.ShapeDtypeStruct((), jnp.float32),
+           "policy": jax.ShapeDtypeStruct((A,), jnp.float32),
+           "root_value": jax.ShapeDtypeStruct((), jnp.float32),
+           "ended": jax.ShapeDtypeStruct((), jnp.bool_)}
     if prioritized:   # of the window starting at this move (absent: uniform replay)
       row["priority"] = jax.ShapeDtypeStruct((), jnp.float32)
     return row
