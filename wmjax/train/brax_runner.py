@@ -21,7 +21,7 @@ import numpy as np
 from wmjax.envs import registry, wrappers
 from wmjax.envs.base import spec_of
 from wmjax.train.overrides import parse_value
-from wmjax.train.plots import plot_curve
+from wmjax.train.plots import plot_curve, seeds_label
 from wmjax.train.rundir import RunDir
 
 __all__ = ["BRAX_ALGOS", "default_kwargs", "train_brax", "make_brax_env"]
@@ -182,7 +182,7 @@ def train_brax(algo: str, env_name: str, *, steps: int, seeds: int = 1,
     bar.close()
   _write_records(run, per_seed)
   plot_curve(run.read_metrics(), run.path / "curve.png",
-             title=f"{algo.upper()} (brax) on {env_name} ({seeds} seed{'s' if seeds > 1 else ''})")
+             title=f"{algo.upper()} (brax) on {env_name} ({seeds_label(seeds)})")
   return run
 
 

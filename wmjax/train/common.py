@@ -196,6 +196,17 @@ def bad_seeds(values: np.ndarray) -> list[int]:
   return [int(i) for i in np.flatnonzero(~np.isfinite(values))]
 
 
+def return_postfix(record: dict, evaluated: bool) -> dict:
+  """The progress-bar fields every return-based agent shows: the mean training episode return
+  (when an episode ended in the chunk) and, when the chunk evaluated, the mean eval return."""
+  post = {}
+  if record.get("train/episode_return_mean") is not None:
+    post["return"] = f"{record['train/episode_return_mean']:.1f}"
+  if evaluated:
+    post["eval"] = f"{record['eval/episode_return_mean']:.1f}"
+  return post
+
+
 def config_dict(algo: str, env_name: str, steps: int, seeds: int, seed: int, config,
                 hyper, derived: dict, run_axis: RunAxis | None = None) -> dict:
   """A run folder's ``config.json``. ``seeds`` there is the number of runs on the vmapped axis;

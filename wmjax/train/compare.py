@@ -12,6 +12,8 @@ import pathlib
 
 import numpy as np
 
+from wmjax.train.plots import seeds_label
+
 __all__ = ["RunCurve", "load_curve", "compare_runs", "value_at"]
 
 _KEY = "eval/episode_return"
@@ -27,7 +29,7 @@ class RunCurve:
   @property
   def label(self) -> str:
     seeds = self.returns.shape[1]
-    return f"{self.algo} ({self.path.name}, {seeds} seed{'s' if seeds > 1 else ''})"
+    return f"{self.algo} ({self.path.name}, {seeds_label(seeds)})"
 
 
 def load_curve(run_dir: str | pathlib.Path) -> RunCurve:

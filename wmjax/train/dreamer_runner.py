@@ -30,9 +30,10 @@ from wmjax.train.common import (
   load_run,
   resolve_axis,
   restore_or_init,
+  return_postfix,
 )
 from wmjax.train.overrides import apply_overrides
-from wmjax.train.plots import plot_curve
+from wmjax.train.plots import plot_curve, seeds_label
 from wmjax.train.rundir import RunDir
 
 __all__ = ["train_dreamer", "load_dreamer_run", "evaluate_dreamer_run", "save_reconstructions"]
@@ -128,7 +129,7 @@ def train_dreamer(env_name: str, *, steps: int, seeds: int = 1, out: str | pathl
   rows = built.rows_per_iteration
 
   bar = tqdm(total=steps * repeat, unit="env step", disable=not progress, dynamic_ncols=True,
-             desc=f"Dreamer {env_name} x{seeds} seed{'s' if seeds > 1 else ''}")
+             desc=f"Dreamer {env_name} x{seeds_label(seeds)}")
   t_start = time.time()
   state, done_chunks, wall_offset = restore_or_init(
       run, ckpt, init_fn, keys, hypers, resume, lambda: bar.set_postfix_str("prefill + compile"),
@@ -172,18 +173,14 @@ def train_dreamer(env_name: str, *, steps: int, seeds: int = 1, out: str | pathl
       run.log(record)   # before the checkpoint: a kill between them loses no line on resume
       ckpt.save(done_chunks, state)
       plot_curve(run.read_metrics(), run.path / "curve.png",
-                 title=f"Dreamer on {env_name} ({seeds} seed{'s' if seeds > 1 else ''})",
+                 title=f"Dreamer on {env_name} ({seeds_label(seeds)})",
                  reference=reference)
       if do_eval:
         save_reconstructions(dreamer, jax.tree.map(lambda x: x[0], state),
                              jax.random.fold_in(eval_key, 1_000_000 + done_chunks),
                              run.path / "reconstructions.png")
       bar.update(rows * chunk * repeat)
-      post = {}
-      if record.get("train/episode_return_mean") is not None:
-        post["return"] = f"{record['train/episode_return_mean']:.1f}"
-      if do_eval:
-        post["eval"] = f"{record['eval/episode_return_mean']:.1f}"
+      post = return_postfix(record, do_eval)
       post["model"] = f"{record['model/loss_mean']:.2f}"
       bar.set_postfix(post)
   finally:

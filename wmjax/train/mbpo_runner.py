@@ -28,9 +28,10 @@ from wmjax.train.common import (
   load_run,
   resolve_axis,
   restore_or_init,
+  return_postfix,
 )
 from wmjax.train.overrides import apply_overrides
-from wmjax.train.plots import plot_curve
+from wmjax.train.plots import plot_curve, seeds_label
 from wmjax.train.rundir import RunDir
 
 __all__ = ["train_mbpo", "load_mbpo_run", "evaluate_mbpo_run", "summarize_metrics"]
@@ -112,7 +113,7 @@ def train_mbpo(env_name: str, *, steps: int, seeds: int = 1, out: str | pathlib.
   repeat = config.action_repeat
   rows = config.num_envs * config.steps_per_iteration
   bar = tqdm(total=steps * repeat, unit="env step", disable=not progress, dynamic_ncols=True,
-             desc=f"MBPO {env_name} x{seeds} seed{'s' if seeds > 1 else ''}")
+             desc=f"MBPO {env_name} x{seeds_label(seeds)}")
   t_start = time.time()
   state, done, wall_offset = restore_or_init(
       run, ckpt, init_fn, keys, hypers, resume, lambda: bar.set_postfix_str("prefill + compile"),
@@ -150,13 +151,9 @@ def train_mbpo(env_name: str, *, steps: int, seeds: int = 1, out: str | pathlib.
       run.log(record)   # before the checkpoint: a kill between them loses no line on resume
       ckpt.save(done, state)
       plot_curve(run.read_metrics(), run.path / "curve.png",
-                 title=f"MBPO on {env_name} ({seeds} seed{'s' if seeds > 1 else ''})")
+                 title=f"MBPO on {env_name} ({seeds_label(seeds)})")
       bar.update(rows * repeat)
-      post = {}
-      if record.get("train/episode_return_mean") is not None:
-        post["return"] = f"{record['train/episode_return_mean']:.1f}"
-      if do_eval:
-        post["eval"] = f"{record['eval/episode_return_mean']:.1f}"
+      post = return_postfix(record, do_eval)
       post["model mse"] = f"{record['model/val_mse_mean']:.3f}"
       bar.set_postfix(post)
   finally:

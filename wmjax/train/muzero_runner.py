@@ -32,7 +32,7 @@ from wmjax.train.common import (
   restore_or_init,
 )
 from wmjax.train.overrides import apply_overrides
-from wmjax.train.plots import plot_curve
+from wmjax.train.plots import plot_curve, seeds_label
 from wmjax.train.rundir import RunDir
 
 __all__ = ["train_muzero", "load_muzero_run", "evaluate_muzero_run", "match_runs",
@@ -148,7 +148,7 @@ def train_muzero(env_name: str, *, steps: int | None = None, seeds: int = 1,
 
   bar = tqdm(total=built.chunks * chunk * moves, unit="move", disable=not progress,
              dynamic_ncols=True,
-             desc=f"MuZero {env_name} x{seeds} seed{'s' if seeds > 1 else ''}")
+             desc=f"MuZero {env_name} x{seeds_label(seeds)}")
   t_start = time.time()
   state, done_chunks, wall_offset = restore_or_init(
       run, ckpt, init_fn, keys, hypers, resume, lambda: bar.set_postfix_str("compiling"), mesh=mesh)
@@ -221,7 +221,7 @@ def train_muzero(env_name: str, *, steps: int | None = None, seeds: int = 1,
 
 
 def _plot(run: RunDir, env_name: str, seeds: int, two_player: bool) -> None:
-  title = f"MuZero on {env_name} ({seeds} seed{'s' if seeds > 1 else ''})"
+  title = f"MuZero on {env_name} ({seeds_label(seeds)})"
   if two_player:
     plot_curve(run.read_metrics(), run.path / "curve.png", title=title,
                keys=("eval/win_vs_random", "eval/win_vs_greedy", "eval/loss_vs_greedy"),

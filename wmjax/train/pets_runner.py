@@ -26,10 +26,11 @@ from wmjax.train.common import (
   load_run,
   place_runs,
   resolve_axis,
+  return_postfix,
   run_sharding,
 )
 from wmjax.train.overrides import apply_overrides
-from wmjax.train.plots import plot_curve
+from wmjax.train.plots import plot_curve, seeds_label
 from wmjax.train.rundir import RunDir
 
 __all__ = ["TrainingDiverged", "train_pets", "load_pets_run", "evaluate_pets_run"]
@@ -174,7 +175,7 @@ def train_pets(env_name: str, *, steps: int, seeds: int = 1, out: str | pathlib.
 
   bar = tqdm(total=built.num_episodes * per_episode * repeat, unit="env step",
              disable=not progress, dynamic_ncols=True,
-             desc=f"PETS {env_name} x{seeds} seed{'s' if seeds > 1 else ''}")
+             desc=f"PETS {env_name} x{seeds_label(seeds)}")
   bar.update((config.initial_episodes + iteration) * per_episode * repeat)
   last_good = iteration
   try:
@@ -211,13 +212,10 @@ def train_pets(env_name: str, *, steps: int, seeds: int = 1, out: str | pathlib.
       ckpt.save(iteration, state)
       last_good = iteration
       plot_curve(run.read_metrics(), run.path / "curve.png",
-                 title=f"PETS on {env_name} ({seeds} seed{'s' if seeds > 1 else ''})",
+                 title=f"PETS on {env_name} ({seeds_label(seeds)})",
                  reference=reference)
       bar.update(per_episode * repeat)
-      post = {"return": f"{record['train/episode_return_mean']:.1f}"}
-      if do_eval:
-        post["eval"] = f"{record['eval/episode_return_mean']:.1f}"
-      bar.set_postfix(post)
+      bar.set_postfix(return_postfix(record, do_eval))
   finally:
     bar.close()
     ckpt.close()

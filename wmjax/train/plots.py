@@ -6,7 +6,12 @@ import pathlib
 
 import numpy as np
 
-__all__ = ["plot_curve"]
+__all__ = ["plot_curve", "seeds_label"]
+
+
+def seeds_label(seeds: int) -> str:
+  """``"1 seed"``, ``"4 seeds"``: for progress bars, plot titles and legends."""
+  return f"{seeds} seed{'s' if seeds > 1 else ''}"
 
 
 def plot_curve(records: list[dict], path: str | pathlib.Path, *, title: str = "",
