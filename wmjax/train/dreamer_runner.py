@@ -129,7 +129,7 @@ def train_dreamer(env_name: str, *, steps: int, seeds: int = 1, out: str | pathl
   rows = built.rows_per_iteration
 
   bar = tqdm(total=steps * repeat, unit="env step", disable=not progress, dynamic_ncols=True,
-             desc=f"Dreamer {env_name} x{seeds_label(seeds)}")
+             desc=f"Dreamer {env_name}, {seeds_label(seeds)}")
   t_start = time.time()
   state, done_chunks, wall_offset = restore_or_init(
       run, ckpt, init_fn, keys, hypers, resume, lambda: bar.set_postfix_str("prefill + compile"),

@@ -113,7 +113,7 @@ def train_mbpo(env_name: str, *, steps: int, seeds: int = 1, out: str | pathlib.
   repeat = config.action_repeat
   rows = config.num_envs * config.steps_per_iteration
   bar = tqdm(total=steps * repeat, unit="env step", disable=not progress, dynamic_ncols=True,
-             desc=f"MBPO {env_name} x{seeds_label(seeds)}")
+             desc=f"MBPO {env_name}, {seeds_label(seeds)}")
   t_start = time.time()
   state, done, wall_offset = restore_or_init(
       run, ckpt, init_fn, keys, hypers, resume, lambda: bar.set_postfix_str("prefill + compile"),

@@ -148,7 +148,7 @@ def train_muzero(env_name: str, *, steps: int | None = None, seeds: int = 1,
 
   bar = tqdm(total=built.chunks * chunk * moves, unit="move", disable=not progress,
              dynamic_ncols=True,
-             desc=f"MuZero {env_name} x{seeds_label(seeds)}")
+             desc=f"MuZero {env_name}, {seeds_label(seeds)}")
   t_start = time.time()
   state, done_chunks, wall_offset = restore_or_init(
       run, ckpt, init_fn, keys, hypers, resume, lambda: bar.set_postfix_str("compiling"), mesh=mesh)

@@ -175,7 +175,7 @@ def train_pets(env_name: str, *, steps: int, seeds: int = 1, out: str | pathlib.
 
   bar = tqdm(total=built.num_episodes * per_episode * repeat, unit="env step",
              disable=not progress, dynamic_ncols=True,
-             desc=f"PETS {env_name} x{seeds_label(seeds)}")
+             desc=f"PETS {env_name}, {seeds_label(seeds)}")
   bar.update((config.initial_episodes + iteration) * per_episode * repeat)
   last_good = iteration
   try:
