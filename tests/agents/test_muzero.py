@@ -46,3 +46,33 @@ def test_uniform_replay_keeps_the_buffer_without_priorities():
   state = jax.eval_shape(agent.init, jax.random.PRNGKey(0),
                          muzero_lib.default_hyper("pgx/tic_tac_toe"))
   assert "priority" not in state.buffer.data
+
+
+def test_replay_stores_the_observation_the_search_saw_for_fractional_planes():
+  # animal_shogi's last plane is the move count / 256: fractional from the first move on, so a
+  # uint8 replay would round it away and training would see other inputs than search.
+  game = make_game("pgx/animal_shogi")
+  config = muzero_lib.MuZeroConfig(
+      num_envs=2, steps_per_iteration=1, batch_size=2, updates_per_iteration=0, unroll_steps=1,
+      td_steps=1, latent=8, hidden=8, layers=1, value_support=2, reward_support=2,
+      num_simulations=2, max_num_considered_actions=2, replay_capacity=2 * 8)
+  agent = muzero_lib.make_muzero(game, config)
+  hyper = muzero_lib.MuZeroHyper(discount=1.0)
+  state = agent.init(jax.random.PRNGKey(0), hyper)
+  step = jax.jit(agent.train_iteration)
+  seen = []
+  for _ in range(3):
+    seen.append(np.asarray(state.games.observation))   # what this iteration's search sees
+    state, _ = step(state, hyper)
+  stored = np.asarray(state.buffer.data["obs"][:, :3].astype(np.float32))   # [B, 3, ...]
+  seen = np.stack(seen, axis=1)
+  assert np.any(seen != np.round(seen))   # the test does exercise fractional planes
+  np.testing.assert_array_equal(stored, seen)
+
+
+def test_pgx_bool_boards_are_still_stored_as_uint8():
+  agent = muzero_lib.make_muzero(make_game("pgx/tic_tac_toe"), muzero_lib.MuZeroConfig(
+      num_envs=2, steps_per_iteration=1, batch_size=2, unroll_steps=1, td_steps=1,
+      replay_capacity=2 * 8))
+  state = jax.eval_shape(agent.init, jax.random.PRNGKey(0), muzero_lib.MuZeroHyper())
+  assert state.buffer.data["obs"].dtype == np.uint8

@@ -273,8 +273,8 @@ def make_muzero(game: Game, config: MuZeroConfig) -> MuZero:
         f"{(window + steps) * num_envs}")
   A = game.num_actions
   vs, rs = config.value_support, config.reward_support
-  store_uint8 = game.name.startswith("pgx/") and game.name not in ("pgx/2048",)
-  obs_dtype = jnp.uint8 if store_uint8 else jnp.float32
+  # uint8 replay only where it is lossless: training must see the inputs search saw.
+  obs_dtype = jnp.uint8 if game.uint8_obs else jnp.float32
   prioritized = config.priority_alpha > 0
 
   def example_row():

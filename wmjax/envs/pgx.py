@@ -68,6 +68,10 @@ class Game:
   max_steps: int                   # moves per episode before truncation
   init: Callable[[Key], GameState]
   step: Callable[[GameState, Array, Key], GameState]
+  # Whether every observation is exactly representable as uint8 (pgx's bool planes), so
+  # replay may store it as uint8 losslessly. False for float planes: chess, gardner_chess and
+  # animal_shogi carry fractional move counters, which uint8 would round away.
+  uint8_obs: bool = False
 
   @property
   def two_player(self) -> bool:
@@ -124,6 +128,10 @@ def _pgx_game(name: str, max_steps: int | None) -> Game:
     raise ValueError(f"{name} has {env.num_players} players; MuZero here takes one-player "
                      "tasks and two-player zero-sum games")
   obs_shape = tuple(int(d) for d in env.observation_shape)
+  # Decided from the dtype pgx gives its observations (no tracing cost: shapes only): bool
+  # and uint8 planes fit uint8; float planes may be fractional somewhere in a game.
+  raw_dtype = jax.eval_shape(env.init, jax.random.PRNGKey(0)).observation.dtype
+  uint8_obs = raw_dtype in (jnp.bool_, jnp.uint8)
   if max_steps is None:
     cells = obs_shape[0] * obs_shape[1] if len(obs_shape) >= 2 else 100
     # tic-tac-toe and connect four cannot outlast their cell count; other boards get 4x.
@@ -153,7 +161,7 @@ def _pgx_game(name: str, max_steps: int | None) -> Game:
     return new.replace(reward=jnp.where(done, 0.0, new.reward))
 
   return Game(name, int(env.num_players), int(env.num_actions), obs_shape, int(max_steps),
-              init, step)
+              init, step, uint8_obs=uint8_obs)
 
 
 def _registry_game(name: str, env, max_steps: int | None) -> Game:
