@@ -58,3 +58,24 @@ def test_sac_finds_the_optimum_of_a_continuous_bandit():
   greedy = np.asarray(sac.act(state.actor, jax.random.PRNGKey(2), obs[:1], deterministic=True))
   np.testing.assert_allclose(greedy[0], np.asarray(target), atol=0.1)
   assert float(metrics["sac/critic_loss"][-100:].mean()) < 0.05
+
+
+def test_update_learning_rate_takes_effect_and_zero_leaves_params_unchanged():
+  sac = make_sac(3, 2, SACConfig(hidden_sizes=(8,)))
+  state = sac.init(jax.random.PRNGKey(0), 3e-4)
+  obs = jax.random.normal(jax.random.PRNGKey(1), (4, 3))
+  batch = Transition(obs=obs, action=jnp.zeros((4, 2)), reward=jnp.ones(4), next_obs=obs,
+                     terminated=jnp.zeros(4))
+  update = jax.jit(sac.update)
+  key = jax.random.PRNGKey(2)
+
+  def learned(s):
+    return jax.tree.leaves((s.actor, s.critic, s.log_alpha))
+
+  slow, _ = update(state, key, batch, 0.99, 0.005, 1e-4)
+  fast, _ = update(state, key, batch, 0.99, 0.005, 1e-1)
+  still, _ = update(state, key, batch, 0.99, 0.005, 0.0)
+  for a, b in zip(learned(slow), learned(fast), strict=True):
+    assert not np.allclose(a, b)
+  for a, b in zip(learned(still), learned(state), strict=True):
+    np.testing.assert_array_equal(a, b)

@@ -71,6 +71,13 @@ def make_sac(obs_size: int, action_size: int, config: SACConfig = SACConfig()) -
   def optimizer(lr):
     return optax.inject_hyperparams(optax.adam)(learning_rate=lr)
 
+  def with_lr(opt_state, lr):
+    # inject_hyperparams reads the rate from its state, not from the transformation it was
+    # built with, so a new ``lr`` must be written into the state to take effect.
+    rate = opt_state.hyperparams["learning_rate"]
+    hyper = {**opt_state.hyperparams, "learning_rate": jnp.asarray(lr, rate.dtype)}
+    return opt_state._replace(hyperparams=hyper)
+
   def init(key: Key, lr=3e-4) -> SACState:
     k_actor, k_critic = jax.random.split(key)
     actor = actor_net.init(k_actor, jnp.zeros((1, obs_size)))
@@ -124,7 +131,7 @@ def make_sac(obs_size: int, action_size: int, config: SACConfig = SACConfig()) -
       return 0.5 * jnp.mean(jnp.sum(jnp.square(q - target[None]), axis=0)), jnp.mean(q)
 
     (c_loss, q_mean), c_grads = jax.value_and_grad(critic_loss, has_aux=True)(state.critic)
-    c_updates, critic_opt = tx.update(c_grads, state.critic_opt, state.critic)
+    c_updates, critic_opt = tx.update(c_grads, with_lr(state.critic_opt, lr), state.critic)
     critic = optax.apply_updates(state.critic, c_updates)
 
     def actor_loss(actor):
@@ -133,12 +140,13 @@ def make_sac(obs_size: int, action_size: int, config: SACConfig = SACConfig()) -
       return jnp.mean(alpha * logp - q), logp
 
     (a_loss, logp), a_grads = jax.value_and_grad(actor_loss, has_aux=True)(state.actor)
-    a_updates, actor_opt = tx.update(a_grads, state.actor_opt, state.actor)
+    a_updates, actor_opt = tx.update(a_grads, with_lr(state.actor_opt, lr), state.actor)
     actor = optax.apply_updates(state.actor, a_updates)
 
     entropy_gap = jax.lax.stop_gradient(-jnp.mean(logp) - target_entropy)
     alpha_grad = entropy_gap * jnp.exp(state.log_alpha)   # d/dlog_alpha of alpha * gap
-    al_updates, alpha_opt = tx.update(alpha_grad, state.alpha_opt, state.log_alpha)
+    al_updates, alpha_opt = tx.update(alpha_grad, with_lr(state.alpha_opt, lr),
+                                      state.log_alpha)
     log_alpha = optax.apply_updates(state.log_alpha, al_updates)
 
     target_critic = optax.incremental_update(critic, state.target_critic, tau)
