@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from wmjax import envs
-from wmjax.envs import fast
+from wmjax.envs import fast, wrappers
 from wmjax.types import Spec
 
 
@@ -121,3 +121,19 @@ def test_random_policy_over_four_vmapped_envs(name):
   assert np.all(np.asarray(done[:, -1]) == 1) and np.all(np.asarray(truncated[:, -1]) == 1)
   assert np.all(np.asarray(final.info["terminated"]) == 0)
   np.testing.assert_allclose(final.info["episode_metrics"]["sum_reward"], returns, rtol=1e-5)
+
+
+def test_countdown_pixels_terminate_after_their_steps_not_by_time_limit():
+  ones = np.ones(2, np.float32)
+  env = wrappers.wrap(fast.PointMassPixelsCountdown(8, terminate_after=3), name="countdown",
+                      episode_length=5, action_repeat=1, ctrl_low=-ones, ctrl_high=ones)
+  state = env.reset(jax.random.PRNGKey(0))
+  flags = []
+  for _ in range(5):
+    state = env.step(state, jnp.zeros(2))
+    flags.append((float(state.done), float(state.info["terminated"]),
+                  float(state.info["truncated"])))
+  assert flags == [(0, 0, 0), (0, 0, 0), (1, 1, 0), (1, 1, 0), (1, 1, 0)]
+  assert float(state.reward) > 0   # stepped past its end, it still pays: agents must stop
+  with pytest.raises(ValueError, match="terminate_after"):
+    fast.PointMassPixelsCountdown(8, terminate_after=0)

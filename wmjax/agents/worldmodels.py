@@ -138,8 +138,10 @@ class Rollouts(NamedTuple):
 
   obs: Array          # [N, T + 1, H, W, C] uint8
   action: Array       # [N, T, A] as M sees it (one-hot for discrete actions)
-  reward: Array       # [N, T]
+  reward: Array       # [N, T] 0 after the episode's end
   terminated: Array   # [N, T] a true terminal state on arriving at t + 1
+  mask: Array         # [N, T] 1 where step t is taken before the episode's end; steps after
+                      # it (the env stepped on, without reset) are padding that M ignores
 
 
 class WorldModelsState(NamedTuple):
@@ -245,19 +247,26 @@ def make_worldmodels(env, config: WorldModelsConfig) -> WorldModels:
     return action, action
 
   def random_episode(key):
+    """One random-policy episode, padded to ``steps`` after its end (there is no reset): the
+    padding steps have ``mask`` 0 and no reward."""
     key_reset, key_steps = jax.random.split(key)
     env_state = env.reset(key_reset)
 
-    def step(env_state, key_t):
+    def step(carry, key_t):
+      env_state, alive = carry
       action, model_action = random_action(key_t)
       obs = store(env_state.obs)
       env_state = env.step(env_state, action)
-      return env_state, (obs, model_action, env_state.reward, env_state.info["terminated"])
+      # Once ended, stays ended (an env's ``done`` need not stay set when stepped on).
+      reward = alive * env_state.reward
+      terminated = alive * env_state.info["terminated"]
+      out = (obs, model_action, reward, terminated, alive)
+      return (env_state, alive * (1.0 - env_state.done)), out
 
-    env_state, (obs, actions, rewards, terminated) = jax.lax.scan(
-        step, env_state, jax.random.split(key_steps, steps))
+    (env_state, _), (obs, actions, rewards, terminated, mask) = jax.lax.scan(
+        step, (env_state, jnp.ones(())), jax.random.split(key_steps, steps))
     obs = jnp.concatenate([obs, store(env_state.obs)[None]], 0)
-    return Rollouts(obs, actions, rewards, terminated)
+    return Rollouts(obs, actions, rewards, terminated, mask)
 
   def es_params(hyper):
     return es.default_params.replace(std_init=jnp.asarray(hyper.sigma_init, jnp.float32))
@@ -327,7 +336,8 @@ def make_worldmodels(env, config: WorldModelsConfig) -> WorldModels:
 
     def loss_fn(params, key, idx):
       z = mean[idx] + jnp.exp(log_std[idx]) * jax.random.normal(key, mean[idx].shape)
-      return mdn.loss(params, z, data.action[idx], data.reward[idx], data.terminated[idx])
+      return mdn.loss(params, z, data.action[idx], data.reward[idx], data.terminated[idx],
+                      data.mask[idx])
 
     def epoch(carry, key):
       params, opt_state = carry

@@ -8,7 +8,7 @@ import numpy as np
 
 from wmjax.envs.base import Env, State
 
-__all__ = ["PointMass", "PointMassDiscrete", "PointMassPixels"]
+__all__ = ["PointMass", "PointMassDiscrete", "PointMassPixels", "PointMassPixelsCountdown"]
 
 
 class PointMass(Env):
@@ -119,6 +119,32 @@ class PointMassPixels(PointMass):
   @property
   def observation_size(self) -> tuple[int, int, int]:
     return (self.size, self.size, 3)
+
+
+class PointMassPixelsCountdown(PointMassPixels):
+  """:class:`PointMassPixels` whose episode ends in a true terminal state after
+  ``terminate_after`` steps (``done = 1`` from then on, not a time limit).
+
+  A stand-in for tasks that end early (a fall, a goal reached), to test how agents treat the
+  steps after a termination. Stepped past its end (no auto-reset), the mass keeps moving and
+  the reward keeps coming, as a physics env's would: agents must ignore those steps.
+  """
+
+  def __init__(self, size: int = 16, terminate_after: int = 10):
+    super().__init__(size)
+    if int(terminate_after) != terminate_after or terminate_after < 1:
+      raise ValueError(f"terminate_after must be an integer >= 1, got {terminate_after!r}")
+    self.terminate_after = int(terminate_after)
+
+  def reset(self, rng: jax.Array) -> State:
+    state = super().reset(rng)
+    return state.replace(info={**state.info, "steps_left": jnp.asarray(self.terminate_after)})
+
+  def step(self, state: State, action: jax.Array) -> State:
+    state = super().step(state, action)
+    left = state.info["steps_left"] - 1
+    done = (left <= 0).astype(jnp.float32)
+    return state.replace(done=done, info={**state.info, "steps_left": left})
 
 
 class PointMassDiscrete(PointMass):

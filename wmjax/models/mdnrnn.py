@@ -126,15 +126,23 @@ def make_mdnrnn(config: MDNRNNConfig) -> MDNRNNFns:
     _, outputs = jax.lax.scan(body, initial_carry(), (z, actions))
     return outputs
 
-  def loss(params, z, actions, rewards, dones):
+  def loss(params, z, actions, rewards, dones, mask=None):
+    """``mask [B, T]`` (default all 1): which steps count; 0 for the padding after an
+    episode's end, whose predictions are then left out of every term."""
     if z.ndim != 3 or z.shape[1] != actions.shape[1] + 1:
       raise ValueError(f"MDN-RNN loss takes z [B, T+1, Z] and actions [B, T, A], got "
                        f"{z.shape} and {actions.shape}")
+    mask = jnp.ones(rewards.shape) if mask is None else mask.astype(jnp.float32)
+    count = jnp.maximum(jnp.sum(mask), 1.0)
+
+    def mean(x):   # over the valid steps of [B, T]
+      return jnp.sum(mask * x) / count
+
     out = jax.vmap(unroll, in_axes=(None, 0, 0))(params, z[:, :-1], actions)
     log_prob = mdn_log_prob(out.logit_pi, out.mean, out.log_std, z[:, 1:])   # [B, T, Z]
-    nll = -jnp.mean(log_prob)
-    reward_loss = jnp.mean((out.reward - rewards) ** 2)
-    done_loss = jnp.mean(optax.sigmoid_binary_cross_entropy(out.done_logit, dones))
+    nll = -mean(jnp.mean(log_prob, -1))
+    reward_loss = mean((out.reward - rewards) ** 2)
+    done_loss = mean(optax.sigmoid_binary_cross_entropy(out.done_logit, dones))
     total = nll + config.reward_scale * reward_loss + config.done_scale * done_loss
     return total, {"mdn/loss": total, "mdn/nll_per_dim": nll, "mdn/reward_mse": reward_loss,
                    "mdn/done_bce": done_loss}
