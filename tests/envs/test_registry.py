@@ -67,7 +67,8 @@ def test_actions_are_normalised_to_the_control_range():
   env = envs.make("pets/cartpole")
   norm = env.env.env.env   # RegisteredEnv > TerminationInfo > EpisodeWrapper > NormalizeActions
   assert isinstance(norm, envs.NormalizeActions)
-  np.testing.assert_allclose(norm._low, [-3.0]) and np.testing.assert_allclose(norm._high, [3.0])
+  np.testing.assert_allclose(norm._low, [-3.0])
+  np.testing.assert_allclose(norm._high, [3.0])
 
 
 def test_pets_cartpole_physics_and_reward():
