@@ -248,6 +248,17 @@ def lambda_returns(reward, cont, value, discount, lam):
   return rets
 
 
+class _StepKeys(NamedTuple):
+  policy: Key     # the action sample
+  model: Key      # the posterior latent sample
+  random: Key     # a uniformly random action (prefill)
+
+
+def _step_keys(key: Key) -> _StepKeys:
+  """The keys of one acting step, from one split: no two of its samples share a key."""
+  return _StepKeys(*jax.random.split(key, 3))
+
+
 def make_dreamer(env, config: DreamerConfig) -> Dreamer:
   """Builds Dreamer for a registered env (see :func:`wmjax.envs.make`)."""
   spec = env.spec
@@ -343,7 +354,7 @@ def make_dreamer(env, config: DreamerConfig) -> Dreamer:
 
     def step(carry, key_t):
       env_state, pc, completed_sum, completed_n = carry
-      key_policy, key_model, key_random = jax.random.split(key_t, 3)
+      key_policy, key_model, key_random = _step_keys(key_t)
       obs = preprocess(env_state.obs)
       is_first = env_state.info["steps"] == 0 if "steps" in env_state.info else jnp.zeros(
           (num_envs,), bool)
@@ -546,12 +557,13 @@ def make_dreamer(env, config: DreamerConfig) -> Dreamer:
 
     def step(carry, key_t):
       env_state, latent, prev_action, ret, first = carry
+      keys = _step_keys(key_t)
       obs = preprocess(env_state.obs)
       embed = wm.encode(params["model"], obs)
-      latent, _ = wm.obs_step(params["model"], key_t, latent, prev_action, embed, first)
+      latent, _ = wm.obs_step(params["model"], keys.model, latent, prev_action, embed, first)
       # Continuous: the mean action. Discrete: a sample (the argmax of a policy that is still
       # spread over near-equal actions repeats one action and can do worse than random).
-      env_action, model_action, _ = policy(params["actor"], key_t, rssm.features(latent),
+      env_action, model_action, _ = policy(params["actor"], keys.policy, rssm.features(latent),
                                            not discrete)
       alive = 1.0 - env_state.done
       env_state = jax.vmap(env.step)(env_state, env_action)
