@@ -236,3 +236,26 @@ def test_bad_input():
     bad_objective = lambda key, actions: jnp.zeros((actions.shape[0], 1))
     with pytest.raises(ValueError, match=r"returned \(10, 1\)"):
       jax.jit(planner.plan, static_argnums=2)(planner.init(SPEC), jax.random.key(0), bad_objective)
+
+
+@pytest.mark.parametrize("name", ["random_shooting", "cem", "icem", "mppi"])
+def test_nonfinite_returns_are_counted(name):
+  """A NaN or infinite return is never silently dropped: every planner reports how many of
+  the returns it evaluated (over all its iterations) were not finite."""
+  iterations = {} if name == "random_shooting" else dict(iterations=3)
+  planner = make_planner(name, horizon=H, population=8, **iterations)
+  target = jnp.zeros((H, A))
+
+  def broken(key, actions):   # NaN for the sequences that start with a positive action
+    returns = quadratic(target)(key, actions)
+    return jnp.where(actions[:, 0, 0] > 0, jnp.nan, returns)
+
+  plan = jax.jit(lambda s, k, f: planner.plan(s, k, f), static_argnums=2)
+  _, _, info = plan(planner.init(SPEC), jax.random.PRNGKey(0), quadratic(target))
+  assert int(info["planner/nonfinite_returns"]) == 0
+  _, _, info = plan(planner.init(SPEC), jax.random.PRNGKey(0), broken)
+  assert int(info["planner/nonfinite_returns"]) > 0
+  _, _, info = plan(planner.init(SPEC), jax.random.PRNGKey(0),
+                    lambda key, actions: jnp.full(actions.shape[:1], jnp.inf))
+  evaluated = 8 * iterations.get("iterations", 1)
+  assert int(info["planner/nonfinite_returns"]) == evaluated

@@ -311,9 +311,18 @@ def make_pets(env, config: PETSConfig, total_steps: int) -> PETS:
 
 
 def _episode_metrics(ret, valid, info, fit_metrics) -> Metrics:
-  return {"train/episode_return": ret, "train/episode_length": jnp.sum(valid),
-          **{k: jnp.sum(v * valid) / jnp.maximum(jnp.sum(valid), 1) for k, v in info.items()},
-          **fit_metrics}
+  """Per-step plan info averaged over the episode's steps, except the count of non-finite
+  plan returns: summed, as ``nonfinite/plan_returns`` (the driver stops a run on any
+  ``nonfinite/`` metric above zero: a model that gives NaN must not be planned around)."""
+  info = dict(info)
+  nonfinite = info.pop("planner/nonfinite_returns", None)
+  metrics = {"train/episode_return": ret, "train/episode_length": jnp.sum(valid),
+             **{k: jnp.sum(v * valid) / jnp.maximum(jnp.sum(valid), 1)
+                for k, v in info.items()},
+             **fit_metrics}
+  if nonfinite is not None:   # random episodes plan nothing
+    metrics["nonfinite/plan_returns"] = jnp.sum(nonfinite * valid)
+  return metrics
 
 
 def _zeros_like_fit_metrics(ensemble, model_state, buffer) -> Metrics:

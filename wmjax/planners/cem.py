@@ -62,7 +62,8 @@ def make_cem(
   Returns:
     ``Planner`` with ``ShootingState`` state. ``info``: ``planner/return`` (best elite's return in
     the last iteration), ``planner/best_return`` (best seen over iterations), ``planner/std`` (mean
-    sampling std of the last iteration).
+    sampling std of the last iteration), ``planner/nonfinite_returns`` (how many returns, over
+    all iterations, were NaN or infinite).
   """
   _check_sizes(horizon=horizon, population=population, iterations=iterations)
   num_elites = math.ceil(elite_fraction * population) if elite_fraction > 0 else 0
@@ -105,7 +106,7 @@ def make_cem(
       if num_kept:
         tail = jnp.where(step > 0, kept, samples[population - num_kept:])
         samples = samples.at[population - num_kept:].set(tail)
-      returns = _evaluate(objective, eval_key, samples)           # [N]
+      returns, nonfinite = _evaluate(objective, eval_key, samples)   # [N], []
       elite_returns, elite_idx = jax.lax.top_k(returns, num_elites)   # [E]
       elites = samples[elite_idx]                                 # [E, H, A]
       mean = alpha * mean + (1.0 - alpha) * jnp.mean(elites, axis=0)
@@ -114,7 +115,8 @@ def make_cem(
       best_return = jnp.where(improved, elite_returns[0], best_return)
       best_plan = jnp.where(improved, elites[0], best_plan)
       kept = elites[:num_kept]
-      out = {"planner/return": elite_returns[0], "planner/std": jnp.mean(std)}
+      out = {"planner/return": elite_returns[0], "planner/std": jnp.mean(std),
+             "planner/nonfinite_returns": nonfinite}
       return (mean, var, kept, best_return, best_plan), out
 
     carry = (
@@ -132,6 +134,7 @@ def make_cem(
       "planner/return": outs["planner/return"][-1],
       "planner/best_return": best_return,
       "planner/std": outs["planner/std"][-1],
+      "planner/nonfinite_returns": jnp.sum(outs["planner/nonfinite_returns"]),
     }
     return new_state, chosen[0], info
 

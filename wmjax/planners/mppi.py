@@ -51,7 +51,8 @@ def make_mppi(
     ``Planner`` with ``ShootingState`` state. ``info``: ``planner/return`` (best sample's return in
     the last iteration), ``planner/weighted_return`` (the softmax-weighted average return) and
     ``planner/ess`` (effective sample size of the weights, ``1 / sum(w^2)``; near 1 means the
-    temperature is too low for the returns' scale).
+    temperature is too low for the returns' scale) and ``planner/nonfinite_returns`` (how
+    many returns, over all iterations, were NaN or infinite).
   """
   _check_sizes(horizon=horizon, population=population, iterations=iterations)
   smooth = not (isinstance(smoothing, int | float) and smoothing == 0)
@@ -70,19 +71,21 @@ def make_mppi(
       if smooth:
         samples = _smooth(samples, smoothing)
       samples = jnp.clip(samples, low, high)                       # [N, H, A]
-      returns = _evaluate(objective, eval_key, samples)            # [N]
+      returns, nonfinite = _evaluate(objective, eval_key, samples)  # [N], []
       weights = jax.nn.softmax(returns / temperature)              # [N] (max subtracted inside)
       mean = jnp.einsum("n,nha->ha", weights, samples)
       out = {
         "planner/return": jnp.max(returns),
         "planner/weighted_return": jnp.sum(weights * jnp.where(weights > 0, returns, 0.0)),
         "planner/ess": 1.0 / jnp.sum(jnp.square(weights)),
+        "planner/nonfinite_returns": nonfinite,
       }
       return mean, out
 
     mean, outs = jax.lax.scan(iteration, state.mean, (sample_keys, eval_keys))
     new_state = state._replace(mean=_shift(mean, low, high))
     info = {name: value[-1] for name, value in outs.items()}
+    info["planner/nonfinite_returns"] = jnp.sum(outs["planner/nonfinite_returns"])
     return new_state, mean[0], info
 
   return Planner(init=init, plan=plan)

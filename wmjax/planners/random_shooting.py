@@ -52,8 +52,14 @@ def _shift(plan: Array, low: Array, high: Array) -> Array:
   return jnp.concatenate([plan[1:], ((low + high) / 2.0)[None]], axis=0)   # [H, A]
 
 
-def _evaluate(objective: ObjectiveFn, key: Key, actions: Array) -> Array:
-  """Calls the objective, checks it gives ``[N]`` returns, and maps NaN to ``-inf``."""
+def _evaluate(objective: ObjectiveFn, key: Key, actions: Array) -> tuple[Array, Array]:
+  """Calls the objective and checks it gives ``[N]`` returns.
+
+  Returns ``(returns [N], nonfinite [])``: the returns with NaN mapped to ``-inf`` (so sorting
+  and ``argmax`` never pick one) and the number of returns that were not finite. The count is
+  reported in every planner's info as ``planner/nonfinite_returns``: a model that gives NaN
+  must stop a run, not be planned around in silence.
+  """
   returns = objective(key, actions)
   num = actions.shape[0]
   if not hasattr(returns, "shape") or tuple(returns.shape) != (num,):
@@ -63,7 +69,8 @@ def _evaluate(objective: ObjectiveFn, key: Key, actions: Array) -> Array:
       f"shape [N] = ({num},); it returned {got}"
     )
   returns = returns.astype(jnp.float32)
-  return jnp.where(jnp.isnan(returns), -jnp.inf, returns)
+  nonfinite = jnp.sum(~jnp.isfinite(returns)).astype(jnp.int32)
+  return jnp.where(jnp.isnan(returns), -jnp.inf, returns), nonfinite
 
 
 def make_random_shooting(horizon: int, population: int) -> Planner:
@@ -82,11 +89,11 @@ def make_random_shooting(horizon: int, population: int) -> Planner:
     actions = jax.random.uniform(
       sample_key, (population, horizon, size), minval=state.low, maxval=state.high
     )                                                       # [N, H, A]
-    returns = _evaluate(objective, eval_key, actions)       # [N]
+    returns, nonfinite = _evaluate(objective, eval_key, actions)   # [N], []
     best = jnp.argmax(returns)
     best_plan = actions[best]                               # [H, A]
     new_state = state._replace(mean=_shift(best_plan, state.low, state.high))
-    info = {"planner/return": returns[best]}
+    info = {"planner/return": returns[best], "planner/nonfinite_returns": nonfinite}
     return new_state, best_plan[0], info
 
   return Planner(init=init, plan=plan)
