@@ -24,20 +24,10 @@ import argparse
 import json
 import pathlib
 import platform
-import time
 
 import jax
 import jax.numpy as jnp
-
-
-def median_seconds(fn, args, repeats: int) -> float:
-  jax.block_until_ready(fn(*args))
-  times = []
-  for _ in range(repeats):
-    t0 = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    times.append(time.perf_counter() - t0)
-  return sorted(times)[len(times) // 2]
+from timing import time_calls  # benchmarks/timing.py (this folder is on sys.path)
 
 
 def layer(x, w):
@@ -74,7 +64,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[int, float]]:
   seconds: dict[str, dict[int, float]] = {}
   for r in sorted(args.runs):
     for name, (fn, fn_args) in cases(r, key).items():
-      seconds.setdefault(name, {})[r] = median_seconds(fn, fn_args, args.repeats)
+      seconds.setdefault(name, {})[r] = time_calls(fn, fn_args, args.repeats)[1]
   print(f"{jax.devices()[0].device_kind} ({jax.default_backend()}), JAX {jax.__version__}")
   print(f"{'op':12s}" + "".join(f"{'R=' + str(r):>22s}" for r in sorted(args.runs)))
   rows = []

@@ -29,33 +29,27 @@ import time
 
 import jax
 import jax.numpy as jnp
-from timing import time_calls  # benchmarks/timing.py (this folder is on sys.path)
+from timing import time_call, time_stats  # benchmarks/timing.py (this folder is on sys.path)
 
-from wmjax import envs
+from wmjax import envs, presets
 from wmjax.agents import dreamer as dreamer_lib
 from wmjax.replay.sequences import sample_sequences
 
 
-def _time(fn, *args, repeats: int, max_seconds: float) -> dict:
-  first, run, times = time_calls(fn, args, repeats, max_seconds)
-  return {"seconds": run, "compile_seconds": max(0.0, first - run), "timed_calls": len(times)}
-
-
 def bench_preset(env_name: str, size: str, args) -> dict:
-  base = dreamer_lib.default_config(env_name)
+  base = presets.defaults("dreamer", env_name)[0]
   config = dataclasses.replace(
       base, size=size, deter=None, hidden=None, units=None, layers=None, stoch_groups=None,
       stoch_classes=None, cnn_depth=None, imagine_starts=0,
       replay_capacity=max(base.replay_capacity, 64 * base.num_envs * base.seq_len))
-  hyper = dreamer_lib.default_hyper(env_name)
+  hyper = presets.defaults("dreamer", env_name)[1]
   env = envs.make(env_name, action_repeat=config.action_repeat)
   dreamer = dreamer_lib.make_dreamer(env, config)
   wm = dreamer.world_model
-  t0 = time.perf_counter()
-  state = jax.block_until_ready(jax.jit(dreamer.init)(jax.random.PRNGKey(0), hyper))
+  state, init_s = time_call(jax.jit(dreamer.init), jax.random.PRNGKey(0), hyper)
   out = {"size": size, "model": dataclasses.asdict(dreamer.model_config),
          "params": {k: dreamer_lib.param_count(v) for k, v in state.params.items()},
-         "init_and_prefill_seconds": time.perf_counter() - t0,
+         "init_and_prefill_seconds": init_s,
          "imagination": [], "updates": []}
   print(f"\n[{size}] params: {out['params']}")
 
@@ -67,8 +61,8 @@ def bench_preset(env_name: str, size: str, args) -> dict:
   imagine_fn = jax.jit(imagine)
   for starts in args.starts:
     start = wm.initial((starts,))
-    r = _time(imagine_fn, state.params, jax.random.PRNGKey(1), start, repeats=args.repeats,
-              max_seconds=args.max_seconds)
+    r = time_stats(imagine_fn, state.params, jax.random.PRNGKey(1), start,
+                   repeats=args.repeats, max_seconds=args.max_seconds)
     r.update(starts=starts, horizon=config.horizon,
              imagined_steps_per_s=starts * config.horizon / r["seconds"])
     out["imagination"].append(r)
@@ -81,9 +75,9 @@ def bench_preset(env_name: str, size: str, args) -> dict:
     data = sample_sequences(state.buffer, jax.random.PRNGKey(2), batch, config.seq_len)
     data = dict(data, obs=data["obs"].astype(jnp.float32) /
                 (255.0 if data["obs"].dtype == jnp.uint8 else 1.0))
-    r = _time(update_fn, state.params, state.slow_critic, state.opt_state, state.retnorm,
-              jax.random.PRNGKey(3), data, hyper, repeats=args.repeats,
-              max_seconds=args.max_seconds)
+    r = time_stats(update_fn, state.params, state.slow_critic, state.opt_state, state.retnorm,
+                   jax.random.PRNGKey(3), data, hyper, repeats=args.repeats,
+                   max_seconds=args.max_seconds)
     r.update(batch=batch, seq_len=config.seq_len, updates_per_s=1.0 / r["seconds"],
              replayed_steps_per_s=batch * config.seq_len / r["seconds"],
              imagined_steps_per_s=batch * config.seq_len * config.horizon / r["seconds"])
@@ -93,8 +87,8 @@ def bench_preset(env_name: str, size: str, args) -> dict:
           f"{r['compile_seconds']:.1f} s)")
 
   iteration_fn = jax.jit(dreamer.train_iteration)
-  r = _time(lambda s: iteration_fn(s, hyper)[0].agent_steps, state, repeats=args.repeats,
-            max_seconds=args.max_seconds)
+  r = time_stats(lambda s: iteration_fn(s, hyper)[0].agent_steps, state,
+                 repeats=args.repeats, max_seconds=args.max_seconds)
   rows = config.num_envs * config.steps_per_iteration
   r.update(num_envs=config.num_envs, steps_per_iteration=config.steps_per_iteration,
            updates_per_iteration=config.updates_per_iteration, train_ratio=config.train_ratio,

@@ -27,17 +27,13 @@ import time
 
 import jax
 import jax.numpy as jnp
-from timing import time_calls  # benchmarks/timing.py (this folder is on sys.path)
+from timing import time_call, time_stats  # benchmarks/timing.py (this folder is on sys.path)
 
+from wmjax import presets
 from wmjax.agents import muzero as muzero_lib
 from wmjax.envs.pgx import make_game
 from wmjax.models.muzero import param_count
 from wmjax.planners.mcts import make_search
-
-
-def _time(fn, *args, repeats: int, max_seconds: float) -> dict:
-  first, run, times = time_calls(fn, args, repeats, max_seconds)
-  return {"seconds": run, "compile_seconds": max(0.0, first - run), "timed_calls": len(times)}
 
 
 def bench_search(agent, game, params, hyper, config, simulations, batches, repeats: int,
@@ -50,9 +46,9 @@ def bench_search(agent, game, params, hyper, config, simulations, batches, repea
     search = jax.jit(make_search(agent.net, search_config), static_argnums=5)
     for batch in batches:
       games = jax.vmap(game.init)(jax.random.split(jax.random.PRNGKey(1), batch))
-      r = _time(lambda o, legal, fn=search: fn(params, jax.random.PRNGKey(2), o, legal,
-                                               discount, True).action,
-                games.observation, games.legal, repeats=repeats, max_seconds=max_seconds)
+      r = time_stats(lambda o, legal, fn=search: fn(params, jax.random.PRNGKey(2), o, legal,
+                                                    discount, True).action,
+                     games.observation, games.legal, repeats=repeats, max_seconds=max_seconds)
       r.update(batch=batch, simulations=sims,
                simulations_per_s=batch * sims / r["seconds"],
                positions_per_s=batch / r["seconds"])
@@ -70,13 +66,11 @@ def bench_iteration(agent, config, hyper, repeats: int, max_seconds: float) -> d
   # Fill the replay first so the timed iterations include their updates; the first of these
   # calls compiles the iteration.
   warm = -(-agent.window // config.steps_per_iteration) + 1
-  t0 = time.perf_counter()
-  state = jax.block_until_ready(iteration(state, hyper)[0])
-  first = time.perf_counter() - t0
+  state, first = time_call(lambda s: iteration(s, hyper)[0], state)
   for _ in range(warm - 1):
     state, _ = iteration(state, hyper)
-  r = _time(lambda s: iteration(s, hyper)[0].moves, state, repeats=repeats,
-            max_seconds=max_seconds)
+  r = time_stats(lambda s: iteration(s, hyper)[0].moves, state, repeats=repeats,
+                 max_seconds=max_seconds)
   r["compile_seconds"] = max(0.0, first - r["seconds"])
   moves = config.num_envs * config.steps_per_iteration
   r.update(num_envs=config.num_envs, steps_per_iteration=config.steps_per_iteration,
@@ -107,8 +101,8 @@ def main() -> None:
   from wmjax.train.overrides import apply_overrides
 
   game = make_game(args.game)
-  config, hyper = apply_overrides(muzero_lib.default_config(args.game),
-                                  muzero_lib.default_hyper(args.game), args.set)
+  config, hyper = apply_overrides(presets.defaults("muzero", args.game)[0],
+                                  presets.defaults("muzero", args.game)[1], args.set)
   config = dataclasses.replace(config, search=args.search)
   device = jax.devices()[0]
   agent = muzero_lib.make_muzero(game, config)
