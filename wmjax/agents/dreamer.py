@@ -36,6 +36,11 @@ from wmjax.replay.sequences import (
     init_sequence_buffer,
     sample_sequences,
 )
+from wmjax.rl.returns import (
+    lambda_returns,
+    percentile_ema_scale,
+    percentile_ema_update,
+)
 from wmjax.types import Array, Key
 
 __all__ = ["DreamerConfig", "DreamerHyper", "DreamerState", "Dreamer", "make_dreamer",
@@ -233,21 +238,6 @@ def _apply(tx, grads, opt_state, params, lr):
   return params, opt_state, optax.global_norm(grads)
 
 
-def lambda_returns(reward, cont, value, discount, lam):
-  """``R_t = r_t + discount c_t ((1 - lam) v_{t+1} + lam R_{t+1})``, ``R_H = v_H``.
-
-  ``reward``, ``cont``: [H, ...] (the reward and continue flag on arriving at t + 1);
-  ``value``: [H + 1, ...]. Returns [H, ...].
-  """
-  def step(ret_next, inputs):
-    r, c, v_next = inputs
-    ret = r + discount * c * ((1.0 - lam) * v_next + lam * ret_next)
-    return ret, ret
-
-  _, rets = jax.lax.scan(step, value[-1], (reward, cont, value[1:]), reverse=True)
-  return rets
-
-
 class _StepKeys(NamedTuple):
   policy: Key     # the action sample
   model: Key      # the posterior latent sample
@@ -437,11 +427,8 @@ def make_dreamer(env, config: DreamerConfig) -> Dreamer:
       cont_all = jnp.concatenate([(1.0 - terminal)[None], cont], 0)
       weight = sg(jnp.cumprod(jnp.concatenate(
           [cont_all[:1], hyper.discount * cont_all[1:-1]], 0), 0))     # [H, M]
-      low = jnp.percentile(sg(rets), 5.0)
-      high = jnp.percentile(sg(rets), 95.0)
-      decay = config.retnorm_decay
-      new_retnorm = decay * retnorm + (1.0 - decay) * jnp.stack([low, high])
-      scale = jnp.maximum(1.0, new_retnorm[1] - new_retnorm[0])
+      new_retnorm = percentile_ema_update(retnorm, rets, config.retnorm_decay)
+      scale = percentile_ema_scale(new_retnorm)
       if reinforce:
         adv = sg((rets - value_t[:-1]) / scale)
         objective = logp * adv

@@ -36,7 +36,13 @@ import optax
 
 from wmjax.envs.pgx import Game, GameState
 from wmjax.models import muzero as mz
-from wmjax.planners.mcts import SearchConfig, SearchOutput, make_search
+from wmjax.planners.mcts import (
+  RecurrentFnOutput,
+  RootFnOutput,
+  SearchConfig,
+  SearchOutput,
+  make_search,
+)
 from wmjax.replay.sequences import (
   SequenceBuffer,
   add_chunk,
@@ -45,10 +51,12 @@ from wmjax.replay.sequences import (
   sample_sequences,
   set_priority,
 )
+from wmjax.rl.returns import n_step_targets
 from wmjax.types import Array, Key
 
 __all__ = ["MuZeroConfig", "MuZeroHyper", "MuZeroState", "MuZero", "make_muzero",
-           "default_config", "default_hyper", "net_config", "search_config"]
+           "default_config", "default_hyper", "make_muzero_search", "net_config",
+           "search_config"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -225,38 +233,40 @@ def ply_discount(game: Game, discount: Array) -> Array:
   return -discount if game.two_player else discount
 
 
-def n_step_targets(reward: Array, ended: Array, bootstrap: Array, d: Array, unroll: int,
-                   td_steps: int) -> tuple[Array, Array]:
-  """Value targets of one window (single example; vmap for a batch).
+def make_muzero_search(net: mz.MuZeroFns, config: SearchConfig):
+  """The MCTS of :func:`wmjax.planners.mcts.make_search` over MuZero's networks.
 
-  Args:
-    reward: ``[L]`` reward to the mover of each move.
-    ended: ``[L]`` bool, the move ended the episode (terminal or time limit).
-    bootstrap: ``[K + 1]`` target-network value of the position ``k + n`` (to its player).
-    d: per-move discount (``-gamma`` for two-player games).
-  Returns:
-    ``(value [K+1], valid [K+1])``: the n-step target of positions ``0..K`` (0 past the end of
-    the window's first episode) and whether the position is in that episode.
+  The root is ``represent`` then ``predict``; an expansion is ``dynamics`` then ``predict``;
+  value and reward supports become scalars (``support_to_scalar``). The model predicts no
+  terminal states (discount 1); the search applies the ply discount.
   """
-  length = reward.shape[0]
-  ends_before = jnp.concatenate([jnp.zeros((1,), jnp.int32),
-                                 jnp.cumsum(ended.astype(jnp.int32))])          # [L + 1]
-  k = jnp.arange(unroll + 1)[:, None]                                           # [K+1, 1]
-  j = jnp.arange(td_steps)[None, :]                                             # [1, n]
-  pos = jnp.minimum(k + j, length - 1)
-  alive = (ends_before[k + j] - ends_before[k]) == 0                            # [K+1, n]
-  powers = d ** jnp.arange(td_steps + 1, dtype=jnp.float32)
-  summed = jnp.sum(powers[:td_steps] * alive * reward[pos], axis=1)
-  alive_n = (ends_before[k[:, 0] + td_steps] - ends_before[k[:, 0]]) == 0
-  value = summed + powers[td_steps] * alive_n * bootstrap
-  valid = ends_before[jnp.arange(unroll + 1)] == 0
-  return jnp.where(valid, value, 0.0), valid
+  vs = net.config.value_support
+  rs = net.config.reward_support
+
+  def root_fn(params, obs):
+    latent = net.represent(params, obs)
+    policy_logits, value_logits = net.predict(params, latent)
+    return RootFnOutput(prior_logits=policy_logits, value=mz.support_to_scalar(value_logits, vs),
+                        embedding=latent)
+
+  def recurrent_fn(params, key, action, embedding):
+    del key
+    latent, reward_logits = net.dynamics(params, embedding, action)
+    policy_logits, value_logits = net.predict(params, latent)
+    out = RecurrentFnOutput(
+        reward=mz.support_to_scalar(reward_logits, rs),
+        discount=jnp.ones(action.shape, jnp.float32),
+        prior_logits=policy_logits,
+        value=mz.support_to_scalar(value_logits, vs))
+    return out, latent
+
+  return make_search(root_fn, recurrent_fn, config)
 
 
 def make_muzero(game: Game, config: MuZeroConfig) -> MuZero:
   net = mz.make_muzero_net(net_config(config), game.obs_shape, game.num_actions)
-  search = make_search(net, search_config(config))
-  eval_search = make_search(net, dataclasses.replace(
+  search = make_muzero_search(net, search_config(config))
+  eval_search = make_muzero_search(net, dataclasses.replace(
       search_config(config), num_simulations=config.eval_simulations or config.num_simulations))
   num_envs, steps = config.num_envs, config.steps_per_iteration
   K = config.unroll_steps

@@ -1,29 +1,47 @@
-"""MCTS over a learned MuZero model, through mctx (Danihelka et al. 2022).
+"""MCTS over a learned model, through mctx (Danihelka et al. 2022).
 
-:func:`make_search` adapts our networks (:class:`wmjax.models.muzero.MuZeroFns`) to mctx's
-``RootFnOutput`` and ``RecurrentFn`` (as Stoix and pgx's AlphaZero example do) and runs
+:func:`make_search` takes the model as mctx does: a ``root_fn`` giving the root's prior logits,
+value and embedding, and a ``recurrent_fn`` giving one expansion; it runs
 ``mctx.gumbel_muzero_policy`` (``algorithm='gumbel'``) or ``mctx.muzero_policy``
-(``algorithm='puct'``, with Dirichlet noise at the root).
+(``algorithm='puct'``, with Dirichlet noise at the root). It knows no network: an agent adapts its
+own (MuZero's: :func:`wmjax.agents.muzero.make_muzero_search`, as Stoix and pgx's AlphaZero
+example do).
 
 Two-player zero-sum games: every value is from the view of the player to move at that node and
 every reward is to the player who moved, so one ply multiplies by ``discount = -gamma`` (pgx's
-AlphaZero example uses ``-1``); one-player tasks use ``discount = gamma``. Illegal actions are
-masked at the root from the game's legal-action mask (``invalid_actions``); deeper in the tree
-the learned model has no mask, as in MuZero.
+AlphaZero example uses ``-1``); one-player tasks use ``discount = gamma``. The search applies this
+ply discount to every expansion, on top of the model's own discount (1, or 0 past a terminal
+state the model predicts). Illegal actions are masked at the root from the game's legal-action
+mask (``invalid_actions``); deeper in the tree the learned model has no mask, as in MuZero.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
+import chex
 import jax.numpy as jnp
 import mctx
 
-from wmjax.models.muzero import MuZeroFns, support_to_scalar
 from wmjax.types import Array, Key
 
-__all__ = ["SearchConfig", "SearchOutput", "make_search"]
+__all__ = ["RecurrentFn", "RecurrentFnOutput", "RootFn", "RootFnOutput", "SearchConfig",
+           "SearchOutput", "make_search"]
+
+# mctx's types, named here so agents need not import mctx:
+#   RootFnOutput(prior_logits [B, A], value [B], embedding [B, ...])
+#   RecurrentFnOutput(reward [B], discount [B], prior_logits [B, A], value [B])
+RootFnOutput = mctx.RootFnOutput
+RecurrentFnOutput = mctx.RecurrentFnOutput
+
+# (params, obs [B, ...]) -> RootFnOutput
+RootFn = Callable[[Any, Array], RootFnOutput]
+# (params, key, action [B], embedding [B, ...]) -> (RecurrentFnOutput, embedding [B, ...]);
+# values to the player to move at the new node, rewards to the player who moved, discount the
+# model's own (the search multiplies it by the ply discount).
+RecurrentFn = Callable[[Any, Key, Array, Any], tuple[RecurrentFnOutput, Any]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,38 +74,30 @@ class SearchOutput(NamedTuple):
   prior_value: Array     # float32 [B]: the network's value of the root before search
 
 
-def make_search(net: MuZeroFns, config: SearchConfig):
+def make_search(root_fn: RootFn, recurrent_fn: RecurrentFn, config: SearchConfig):
   """``search(params, key, obs [B, ...], legal [B, A], discount [], explore) -> SearchOutput``.
 
-  ``explore=True`` (self-play): Gumbel noise on the root (gumbel) or Dirichlet noise and
-  visit-count sampling (puct). ``explore=False`` (evaluation): no noise, and the most visited
-  action (puct) or the deterministic Gumbel choice. ``explore`` is static.
+  ``discount`` is the ply discount (``-gamma`` in two-player zero-sum games, ``gamma``
+  otherwise). ``explore=True`` (self-play): Gumbel noise on the root (gumbel) or Dirichlet noise
+  and visit-count sampling (puct). ``explore=False`` (evaluation): no noise, and the most visited
+  legal action (puct) or the deterministic Gumbel choice. ``explore`` is static.
   """
-  vs = net.config.value_support
-  rs = net.config.reward_support
 
-  def recurrent_fn(params, key, action, embedding):
-    del key
-    params, discount = params
-    latent, reward_logits = net.dynamics(params, embedding, action)
-    policy_logits, value_logits = net.predict(params, latent)
-    out = mctx.RecurrentFnOutput(
-        reward=support_to_scalar(reward_logits, rs),
-        discount=jnp.broadcast_to(discount, action.shape).astype(jnp.float32),
-        prior_logits=policy_logits,
-        value=support_to_scalar(value_logits, vs))
-    return out, latent
+  def ply_recurrent_fn(params_and_discount, key, action, embedding):
+    params, discount = params_and_discount
+    out, embedding = recurrent_fn(params, key, action, embedding)
+    return out.replace(discount=(out.discount * discount).astype(jnp.float32)), embedding
 
   def search(params, key: Key, obs: Array, legal: Array, discount: Array,
              explore: bool = True) -> SearchOutput:
-    latent = net.represent(params, obs)
-    policy_logits, value_logits = net.predict(params, latent)
-    value = support_to_scalar(value_logits, vs)
-    root = mctx.RootFnOutput(prior_logits=policy_logits, value=value, embedding=latent)
+    root = root_fn(params, obs)
+    chex.assert_rank([legal, root.prior_logits, root.value], [2, 2, 1])
+    chex.assert_equal_shape([legal, root.prior_logits])
+    chex.assert_equal_shape_prefix([legal, root.value], 1)
     invalid = ~legal
     if config.algorithm == "gumbel":
       out = mctx.gumbel_muzero_policy(
-          params=(params, discount), rng_key=key, root=root, recurrent_fn=recurrent_fn,
+          params=(params, discount), rng_key=key, root=root, recurrent_fn=ply_recurrent_fn,
           num_simulations=config.num_simulations, invalid_actions=invalid,
           max_depth=config.max_depth,
           max_num_considered_actions=config.max_num_considered_actions,
@@ -95,7 +105,7 @@ def make_search(net: MuZeroFns, config: SearchConfig):
       action = out.action
     else:
       out = mctx.muzero_policy(
-          params=(params, discount), rng_key=key, root=root, recurrent_fn=recurrent_fn,
+          params=(params, discount), rng_key=key, root=root, recurrent_fn=ply_recurrent_fn,
           num_simulations=config.num_simulations, invalid_actions=invalid,
           max_depth=config.max_depth,
           dirichlet_fraction=config.dirichlet_fraction if explore else 0.0,
@@ -104,6 +114,6 @@ def make_search(net: MuZeroFns, config: SearchConfig):
       action = out.action if explore else jnp.argmax(
           jnp.where(legal, out.action_weights, -1.0), axis=-1)
     root_value = out.search_tree.node_values[:, mctx.Tree.ROOT_INDEX]
-    return SearchOutput(action.astype(jnp.int32), out.action_weights, root_value, value)
+    return SearchOutput(action.astype(jnp.int32), out.action_weights, root_value, root.value)
 
   return search
