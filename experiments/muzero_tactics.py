@@ -31,7 +31,7 @@ from wmjax.agents import arena
 from wmjax.agents import muzero as muzero_lib
 from wmjax.models import muzero as mz
 from wmjax.train.common import RunAxis
-from wmjax.train.muzero_runner import load_muzero_run
+from wmjax.train.matches import load_muzero_run
 
 
 def tactical_positions(game, key, games: int):
@@ -77,7 +77,7 @@ def main() -> None:
   parser.add_argument("--json", type=pathlib.Path, default=None, help="write the rates here")
   args = parser.parse_args()
   built, state, saved, step = load_muzero_run(args.run_dir)
-  game = built.game
+  game = built.env
   if not game.two_player:
     parser.error(f"{saved['env']} is a one-player task: no tactics to check")
   config = built.config

@@ -26,7 +26,7 @@ import argparse
 import dataclasses
 
 from wmjax.agents.pets import PETSConfig
-from wmjax.train.pets_runner import train_pets
+from wmjax.train.loop import train
 from wmjax.train.plots import plot_curve
 
 PUBLISHED = (180.0, "PETS paper: ~180 within ~15 trials")
@@ -64,8 +64,8 @@ def main() -> None:
   sets = [f"{f.name}={_text(getattr(config, f.name))}" for f in dataclasses.fields(config)]
   if args.config == "paper":
     sets += ["model_lr=1e-4", "weight_decay=3e-5"]
-  run = train_pets("pets/cartpole", steps=args.trials * TRIAL, seeds=args.seeds, out=args.out,
-                   sets=sets, reference=PUBLISHED)
+  run = train("pets", "pets/cartpole", steps=args.trials * TRIAL, seeds=args.seeds,
+              out=args.out, sets=sets, reference=PUBLISHED)
   records = run.read_metrics()
   replot(records, run.path / "curve_trials.png", args.seeds)
   last = records[-1]

@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import pytest
 
-from wmjax import envs
+from wmjax import envs, presets
 from wmjax.agents import pets as pets_lib
 
 EPISODES = 5   # planned episodes after the random ones (50 steps each)
@@ -15,7 +15,7 @@ EPISODES = 5   # planned episodes after the random ones (50 steps each)
 @pytest.fixture(scope="module")
 def point_mass_run():
   env = envs.make("fast/PointMass")
-  config = pets_lib.default_config("fast/PointMass")
+  config = presets.defaults("pets", "fast/PointMass")[0]
   total = (EPISODES + config.initial_episodes) * env.steps_per_episode
   pets = pets_lib.make_pets(env, config, total_steps=total)
   keys = jax.random.split(jax.random.PRNGKey(0), 2)
@@ -71,7 +71,7 @@ def test_vmapped_seeds_match_single_seed_runs(point_mass_run):
 def test_refit_every_f_steps_inside_the_episode(every, fits_in_episode):
   """Refits follow the run's planned-step count, also when the period exceeds an episode."""
   env = envs.make("fast/PointMass", episode_length=20)
-  config = dataclasses.replace(pets_lib.default_config("fast/PointMass"), train_every=every,
+  config = dataclasses.replace(presets.defaults("pets", "fast/PointMass")[0], train_every=every,
                                initial_episodes=1,
                                model_train_steps=20, population=16, iterations=2)
   pets = pets_lib.make_pets(env, config, total_steps=60)
@@ -95,7 +95,7 @@ def test_bad_input_is_refused():
     pets_lib.make_pets(envs.make("dmc/CartpoleSwingup"),
                        pets_lib.PETSConfig(known_reward=True), total_steps=10)
   with pytest.raises(ValueError, match="unknown planner"):
-    dataclasses.replace(pets_lib.default_config("fast/PointMass"), planner="nope")
+    dataclasses.replace(presets.defaults("pets", "fast/PointMass")[0], planner="nope")
   with pytest.raises(ValueError, match="unknown propagation"):
     pets_lib.PETSConfig(propagation="ts2")
   del env

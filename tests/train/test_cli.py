@@ -82,31 +82,31 @@ def test_diverging_first_fit_is_stopped(tmp_path):
   result = _invoke("train", "pets", "--env", "fast/PointMass", "--steps", 100, "--out", out,
                    "--no-progress", *SMALL, "--set", "model_lr=1e30")
   assert result.exit_code == 2, result.output
-  assert "non-finite model loss in the first model fit" in result.output
+  assert "non-finite parameters right after initialisation" in result.output
 
 
 def test_non_finite_loss_stops_with_the_step_and_keeps_last_checkpoint(tmp_path, monkeypatch):
-  from wmjax.train import pets_runner
+  from wmjax.agents import pets as pets_lib
 
-  real_make = pets_runner.pets_lib.make_pets
+  real_make = pets_lib.make_pets
 
   def make_diverging(*args, **kwargs):
     pets = real_make(*args, **kwargs)
 
-    def update(state, *args):   # the loss turns NaN from the second planned episode on
-      new_state, metrics = pets.update(state, *args)
+    def step(state, hyper):   # the loss turns NaN from the second planned episode on
+      new_state, metrics = pets.step(state, hyper)
       loss = metrics["model/loss"]
       metrics["model/loss"] = jnp.where(state.episode >= 1, jnp.nan, loss)
       return new_state, metrics
 
-    return pets._replace(update=update)
+    return pets._replace(step=step)
 
-  monkeypatch.setattr(pets_runner.pets_lib, "make_pets", make_diverging)
+  monkeypatch.setattr(pets_lib, "make_pets", make_diverging)
   out = tmp_path / "nan"
   result = _invoke("train", "pets", "--env", "fast/PointMass", "--steps", 200, "--out", out,
                    "--no-progress", *SMALL)
   assert result.exit_code == 2, result.output
-  assert "non-finite model loss at planned episode 2 (agent step 150)" in result.output
+  assert "non-finite model/loss in chunk 2 (train iteration 2, 150 env steps)" in result.output
   steps = sorted(int(p.name) for p in (out / "checkpoints").iterdir() if p.name.isdigit())
   assert steps[-1] == 1          # the checkpoint of the last good episode is kept
   assert len((out / "metrics.jsonl").read_text().splitlines()) == 1

@@ -48,15 +48,16 @@ def test_the_decoder_learns_the_images(pixel_run):
   """Within this short run the reconstruction error falls several-fold, and the drawn
   reconstructions measure what the metrics say. Tracking the small blob well takes longer
   than a CI test affords (see the issue note)."""
-  from wmjax.train.dreamer_runner import load_dreamer_run, save_reconstructions
+  from wmjax.train.figures import save_dreamer_reconstructions
+  from wmjax.train.loop import load_run
 
   records = [json.loads(x) for x in (pixel_run / "metrics.jsonl").read_text().splitlines()]
   recon = [r["model/recon_mean"] for r in records]
   assert recon[-1] < 0.3 * recon[0], recon
-  built, state, _, _ = load_dreamer_run(pixel_run)
+  _, built, state, _, _ = load_run(pixel_run)
   state = jax.tree.map(lambda x: x[0], state)
-  errors = save_reconstructions(built.dreamer, state, jax.random.PRNGKey(0),
-                                pixel_run / "check.png", sequences=8)
+  errors = save_dreamer_reconstructions(built.extra["dreamer"], state, jax.random.PRNGKey(0),
+                                        pixel_run / "check.png", sequences=8)
   # The per-pixel error of the drawing is the logged per-frame loss over the frame's pixels.
   pixels = 16 * 16 * 3
   assert errors["recon_mse"] == pytest.approx(recon[-1] / pixels, rel=0.5), (errors, recon)

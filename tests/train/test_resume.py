@@ -25,7 +25,7 @@ from wmjax.train.checkpoint import (
     CheckpointFallbackWarning,
     UnrestorableCheckpointError,
 )
-from wmjax.train.pets_runner import load_pets_run
+from wmjax.train.loop import load_run
 
 # A failed orbax restore leaves TensorStore read coroutines behind that are only reaped later.
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
@@ -176,7 +176,7 @@ def test_corrupt_latest_checkpoint_of_a_finished_run_falls_back(runs, tmp_path):
   assert {str(last), f"{last}.bad", f"{last + 1}.bad"} <= names and str(last + 1) not in names
   with warnings.catch_warnings():   # the new last checkpoint restores, with no fallback
     warnings.simplefilter("error", CheckpointFallbackWarning)
-    assert load_pets_run(run)[3] == last
+    assert load_run(run)[4] == last
 
 
 @pytest.fixture(scope="module", autouse=True)

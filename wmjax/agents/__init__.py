@@ -1,5 +1,8 @@
-"""Agents: each a static Config, a Hyper pytree of arrays and ``make_*`` giving pure functions."""
+"""Agents: each a static Config, a Hyper pytree of arrays and ``make_*`` giving pure functions;
+the training driver sees each through one contract (:mod:`wmjax.agents.base`). Tuned settings
+per env are in :mod:`wmjax.presets`."""
 
+from wmjax.agents.base import Phase, Policy, Program
 from wmjax.agents.dreamer import (
     Dreamer,
     DreamerConfig,
@@ -9,7 +12,7 @@ from wmjax.agents.dreamer import (
 )
 from wmjax.agents.dyna import Dyna, DynaConfig, DynaState, make_dyna
 from wmjax.agents.muzero import MuZero, MuZeroConfig, MuZeroHyper, MuZeroState, make_muzero
-from wmjax.agents.pets import PETS, PETSConfig, PETSHyper, PETSState, default_config, make_pets
+from wmjax.agents.pets import PETS, PETSConfig, PETSHyper, PETSState, make_pets
 from wmjax.agents.worldmodels import (
     WorldModels,
     WorldModelsConfig,
@@ -18,7 +21,8 @@ from wmjax.agents.worldmodels import (
     make_worldmodels,
 )
 
-__all__ = ["PETS", "PETSConfig", "PETSHyper", "PETSState", "default_config", "make_pets",
+__all__ = ["Program", "Phase", "Policy",
+           "PETS", "PETSConfig", "PETSHyper", "PETSState", "make_pets",
            "Dreamer", "DreamerConfig", "DreamerHyper", "DreamerState", "make_dreamer",
            "MuZero", "MuZeroConfig", "MuZeroHyper", "MuZeroState", "make_muzero",
            "WorldModels", "WorldModelsConfig", "WorldModelsHyper", "WorldModelsState",

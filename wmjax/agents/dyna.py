@@ -39,7 +39,7 @@ import jax.numpy as jnp
 from wmjax.envs.base import State
 from wmjax.envs.grid import GridMaze, Maze, MazeSpec
 
-__all__ = ["Dyna", "DynaConfig", "DynaHyper", "DynaState", "make_dyna", "default_config"]
+__all__ = ["Dyna", "DynaConfig", "DynaHyper", "DynaState", "make_dyna"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +56,7 @@ class DynaConfig:
   # Dyna-Q's planning draws: "state" (the book's box) a random previously observed state, then a
   # random action previously taken in it; "pair" a uniform previously taken (state, action).
   sampling: str = "state"
+  eval_episodes: int = 1         # greedy episodes per evaluation (the driver's, `wmjax eval`)
 
   def __post_init__(self):
     if int(self.planning_steps) != self.planning_steps or self.planning_steps < 0:
@@ -80,12 +81,6 @@ class DynaHyper(NamedTuple):
                                 # plan_untried to plan with untried actions as the book does)
 
 
-def default_config(env_name: str) -> DynaConfig:
-  """The book's settings: Example 8.1 (n = 5) for the Dyna maze; Dyna-Q+ as Figure 8.4 for the
-  blocking and shortcut mazes (alpha 1, n 10, kappa 1e-3: the book gives none)."""
-  if env_name in ("grid/blocking_maze", "grid/shortcut_maze"):
-    return DynaConfig(planning_steps=10, alpha=1.0, kappa=1e-3)
-  return DynaConfig()
 
 
 class DynaState(NamedTuple):

@@ -30,8 +30,7 @@ from wmjax.models import ensemble as ensemble_lib
 from wmjax.replay.transitions import RingBuffer, add_batch, init_ring, sample_rows
 from wmjax.types import Array, Key, Metrics, Transition
 
-__all__ = ["MBPOConfig", "MBPOHyper", "MBPOState", "MBPO", "make_mbpo", "default_config",
-           "default_hyper"]
+__all__ = ["MBPOConfig", "MBPOHyper", "MBPOState", "MBPO", "make_mbpo"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,34 +123,8 @@ class MBPO(NamedTuple):
   sac: sac_lib.SAC
 
 
-def default_config(env_name: str) -> MBPOConfig:
-  """Settings sized per task for a 2-core CPU; the paper's (larger) ones otherwise."""
-  if env_name.startswith("fast/"):
-    return MBPOConfig(steps_per_iteration=50, prefill_steps=200, ensemble_size=5, num_elites=4,
-                      hidden_sizes=(64, 64), model_train_steps=200, model_batch_size=128,
-                      rollout_batch=1000, rollout_length=3, sac_hidden_sizes=(64, 64),
-                      sac_batch_size=128, updates_per_step=4, eval_every=2, eval_episodes=4)
-  if env_name.startswith("dmc/"):
-    # Action repeat 4 as the DM Control benchmarks of SAC from states and DrQ; one iteration is
-    # one 1000-step episode, evaluated every 2000 env steps.
-    return MBPOConfig(action_repeat=4, steps_per_iteration=250, prefill_steps=500,
-                      ensemble_size=5, num_elites=4, hidden_sizes=(200, 200, 200),
-                      model_train_steps=1000, rollout_batch=5000, rollout_length=1,
-                      model_retain_iterations=5, sac_hidden_sizes=(256, 256),
-                      updates_per_step=5, eval_every=2, eval_episodes=4)
-  if env_name.startswith("brax/"):
-    return MBPOConfig(steps_per_iteration=250, prefill_steps=2000, ensemble_size=5,
-                      num_elites=4, hidden_sizes=(200, 200, 200), model_train_steps=500,
-                      rollout_batch=5000, rollout_length=1, model_retain_iterations=5,
-                      sac_hidden_sizes=(256, 256), updates_per_step=5, eval_every=8,
-                      eval_episodes=4)
-  return MBPOConfig()
 
 
-def default_hyper(env_name: str) -> MBPOHyper:
-  if env_name.startswith("fast/"):
-    return MBPOHyper(discount=0.95)   # 50-step episodes: a 20-step horizon is plenty
-  return MBPOHyper()
 
 
 def make_mbpo(env, config: MBPOConfig, total_steps: int) -> MBPO:

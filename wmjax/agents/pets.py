@@ -21,7 +21,7 @@ from wmjax.models import propagation
 from wmjax.replay import TransitionBuffer, add_sequence, init_buffer
 from wmjax.types import Array, Key, Metrics, Transition
 
-__all__ = ["PETSConfig", "PETSHyper", "PETSState", "PETS", "make_pets", "default_config"]
+__all__ = ["PETSConfig", "PETSHyper", "PETSState", "PETS", "make_pets"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,24 +112,6 @@ class PETS(NamedTuple):
   ensemble: ensemble_lib.Ensemble
 
 
-def default_config(env_name: str) -> PETSConfig:
-  """Tuned settings per env (as Playground's ``brax_ppo_config``); generic ones otherwise."""
-  if env_name == "dmc/CartpoleSwingup":
-    # Sized for a 2-core CPU: the README's main job. Action repeat 8 as PlaNet on cartpole.
-    return PETSConfig(action_repeat=8, ensemble_size=5, num_elites=5,
-                      hidden_sizes=(128, 128, 128), horizon=12, population=128, iterations=4,
-                      num_particles=5, propagation="tsinf", model_train_steps=1000,
-                      elite_fraction=0.1, eval_every=2, eval_episodes=3)
-  if env_name == "pets/cartpole":
-    # The PETS paper / mbrl-lib cartpole setting: horizon 15, CEM 5 x 400, 20 particles, TS-inf.
-    return PETSConfig(ensemble_size=5, num_elites=5, hidden_sizes=(200, 200, 200),
-                      horizon=15, population=400, iterations=5, num_particles=20,
-                      propagation="tsinf", angle_dims=(1,), model_train_steps=500)
-  if env_name.startswith("fast/"):
-    return PETSConfig(initial_episodes=2, ensemble_size=5, num_elites=5, hidden_sizes=(64, 64),
-                      horizon=10, population=128, iterations=4, num_particles=5,
-                      model_train_steps=1000, batch_size=64, propagation="tsinf")
-  return PETSConfig()
 
 
 def _planner_kwargs(config: PETSConfig, hyper: PETSHyper) -> dict:

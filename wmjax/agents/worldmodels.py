@@ -36,7 +36,7 @@ from wmjax.models.vae import VAEConfig, VAEFns, make_vae
 from wmjax.types import Array, Key
 
 __all__ = ["WorldModelsConfig", "WorldModelsHyper", "WorldModelsState", "WorldModels",
-           "Rollouts", "make_worldmodels", "default_config", "default_hyper", "MODES",
+           "Rollouts", "make_worldmodels", "MODES",
            "min_population_size", "controller_size", "cma_es_generation"]
 
 MODES = ("real", "dream")
@@ -106,21 +106,8 @@ class WorldModelsHyper(NamedTuple):
   sigma_init: Any = 0.1   # CMA-ES initial step size
 
 
-def default_config(env_name: str) -> WorldModelsConfig:
-  """Tuned settings per env; the paper's CarRacing sizes otherwise."""
-  if env_name.startswith("fast/"):
-    # Sized for a 2-core CPU (experiments/results/worldmodels-*-cpu).
-    return WorldModelsConfig(episodes=200, latent_size=8, vae_depth=8, vae_epochs=20,
-                             vae_batch_size=50, hidden_size=64, num_mixtures=5,
-                             mdn_epochs=150, mdn_batch_size=20, mdn_epochs_per_chunk=25,
-                             vae_epochs_per_chunk=5, population_size=32, generations=60,
-                             rollouts=8, eval_every=5, eval_episodes=32)
-  return WorldModelsConfig()
 
 
-def default_hyper(env_name: str) -> WorldModelsHyper:
-  del env_name
-  return WorldModelsHyper()
 
 
 def controller_size(latent_size: int, hidden_size: int, action_size: int) -> int:

@@ -6,7 +6,7 @@ import dataclasses
 import difflib
 import typing
 
-__all__ = ["apply_overrides", "parse_value"]
+__all__ = ["apply_overrides", "parse_value", "validate_hyper"]
 
 
 def parse_value(text: str, annotation, default):
@@ -61,3 +61,30 @@ def apply_overrides(config, hyper, sets: list[str]):
     except ValueError as e:
       raise ValueError(f"--set {item}: {e}") from e
   return dataclasses.replace(config, **config_updates), hyper._replace(**hyper_updates)
+
+
+def validate_hyper(hyper) -> None:
+  """Refuses hyperparameters no run can use: NaN or infinite values, a learning rate (a field
+  named ``*lr`` or ``learning_rate``) that is not positive, a discount (``discount``,
+  ``gamma``) outside [0, 1], a weight decay, coefficient or temperature below zero."""
+  import math
+
+  for name, value in hyper._asdict().items():
+    if value is None:
+      continue
+    try:
+      v = float(value)
+    except (TypeError, ValueError):
+      continue   # an array of values (a sweep's points are checked one by one)
+    if not math.isfinite(v):
+      raise ValueError(f"hyperparameter {name}={value}: must be a finite number")
+    if (name.endswith("lr") or name == "learning_rate") and v <= 0:
+      raise ValueError(f"hyperparameter {name}={value}: a learning rate must be > 0")
+    if name in ("discount", "gamma", "lam", "epsilon", "tau", "planner_alpha") and not (
+        0.0 <= v <= 1.0):
+      raise ValueError(f"hyperparameter {name}={value}: must be in [0, 1]")
+    if (name.endswith("temperature") or name in ("sigma_init", "alpha")) and v <= 0:
+      raise ValueError(f"hyperparameter {name}={value}: must be > 0")
+    if (name in ("weight_decay", "kappa") or name.endswith("_coef")
+        and name != "disagreement_coef") and v < 0:
+      raise ValueError(f"hyperparameter {name}={value}: must be >= 0")

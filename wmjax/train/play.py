@@ -47,14 +47,14 @@ def play_in_terminal(run_dir, *, human_first: bool = True, simulations: int | No
                      print_fn: Callable[[str], None] = print) -> float:
   """Plays one game; returns the outcome for the person (+1 win, 0 draw, -1 loss, or NaN if
   they quit). ``input_fn``/``print_fn`` are the terminal (replaceable in tests)."""
-  from wmjax.train.muzero_runner import load_muzero_run
+  from wmjax.train.matches import load_muzero_run
 
   built, state, saved, step = load_muzero_run(run_dir)
   name = saved["env"]
   if name not in PLAYABLE:
     raise ValueError(f"{run_dir} plays {name}; `wmjax play` draws {', '.join(PLAYABLE)} "
                      "(evaluate other games with `wmjax eval RUN_DIR --opponent ...`)")
-  game = built.game
+  game = built.env
   config = built.config
   if simulations is not None:
     config = dataclasses.replace(config, eval_simulations=simulations)

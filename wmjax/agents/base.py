@@ -1,0 +1,108 @@
+"""The one contract between an agent and the training driver (:mod:`wmjax.train.loop`).
+
+An agent is built for one env and one run length into a :class:`Program`: pure functions of
+*one* run (the driver adds the run axis with ``jax.vmap`` and places it on devices). The driver
+owns everything else: the run folder, resume, chunking, ``jit``, finiteness checks, metric
+lines, evaluation cadence, checkpoints, the progress bar and the curve.
+
+A run is a sequence of :class:`Phase` s, each a number of iterations of one pure function. Most
+agents have one phase (``train``); a staged agent, such as World Models (V, then M, then C), has
+one phase per stage. The driver scans ``per_chunk`` iterations of a phase inside one jitted call
+and writes one metrics line per call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from wmjax.types import Array, Key, Metrics
+
+__all__ = ["Phase", "Program", "Policy"]
+
+State = Any   # a pytree of arrays: the whole state of one run (replay buffers included)
+Hyper = Any   # a NamedTuple of float arrays (vmappable hyperparameters)
+
+
+class Phase(NamedTuple):
+  """``iterations`` iterations of ``iteration``, ``per_chunk`` of them per jitted call."""
+
+  name: str
+  iteration: Callable[[State, Hyper], tuple[State, Metrics]]   # one iteration of one run
+  iterations: int
+  per_chunk: int = 1
+  # How the per-iteration metrics of a chunk become one line: "mean" (NaN-aware; a metric that
+  # counts, e.g. train/episodes, is summed) or "last" (the chunk's last iteration).
+  reduce: str = "mean"
+  evaluate: bool = True   # whether the driver evaluates during this phase
+
+
+class Policy(NamedTuple):
+  """Acting with a trained run's state, for one observation (vmap for a batch).
+
+  ``init(state, key) -> carry`` (a planner's warm start, a recurrent state, or ``()``) and
+  ``act(state, carry, obs, key, deterministic) -> (carry, action)``.
+  """
+
+  init: Callable[[State, Key], Any]
+  act: Callable[..., tuple[Any, Array]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Program:
+  """What an agent gives the driver for one run on one env.
+
+  - ``init(key, hyper) -> state``: a fresh run (random prefill and first fits included). An
+    agent whose start must run as several programs gives ``init_runs(keys, hypers) -> states``
+    over the run axis instead (the driver then does not vmap ``init``).
+  - ``phases``: the run's schedule (see :class:`Phase`).
+  - ``evaluate(state, key, hyper) -> {name: [episodes]}``: evaluation in the real env, one value
+    per episode (or game); the driver logs each run's mean and the mean over runs. Names start
+    with ``eval/``.
+  - ``counters(state) -> {name: scalar}``: progress counters logged as integers (the mean over
+    runs): ``env_steps`` always; ``agent_steps``, ``updates``... where they exist.
+  - ``params(state)``: the parameters that must stay finite; a run whose parameters turn NaN
+    or infinite is stopped (the last good checkpoint is kept). Metrics named ``nonfinite/...``
+    count non-finite values an iteration met (e.g. NaN plan returns) and stop the run when
+    above zero.
+  - ``losses``: metric names that must be finite wherever an iteration logs them (a NaN loss
+    stops the run, as NaN parameters do).
+  - ``eval_every``: iterations between evaluations (0: only at the end of the run).
+  - ``eval_count_field``: the ``Config`` field holding the episodes (or games) per evaluation,
+    which ``wmjax eval --episodes`` replaces.
+  - ``summed``: metric names summed over a chunk rather than averaged (counts).
+  """
+
+  init: Callable[[Key, Hyper], State] | None
+  phases: tuple[Phase, ...]
+  evaluate: Callable[[State, Key, Hyper], Metrics]
+  counters: Callable[[State], Metrics]
+  params: Callable[[State], Any]
+  eval_every: int = 0
+  init_runs: Callable[[Array, Hyper], State] | None = None
+  summed: tuple[str, ...] = ("train/episodes",)
+  losses: tuple[str, ...] = ()
+  policy: Policy | None = None
+
+  def __post_init__(self):
+    if (self.init is None) == (self.init_runs is None):
+      raise ValueError("a Program needs exactly one of init and init_runs")
+    if not self.phases:
+      raise ValueError("a Program needs at least one phase")
+    for phase in self.phases:
+      if phase.iterations < 0 or phase.per_chunk < 1:
+        raise ValueError(f"phase {phase.name}: iterations must be >= 0 and per_chunk >= 1")
+      if phase.reduce not in ("mean", "last"):
+        raise ValueError(f"phase {phase.name}: reduce must be mean or last, got {phase.reduce}")
+
+  def chunks(self) -> list[tuple[int, int]]:
+    """The run's jitted calls in order: ``(phase index, iterations in that call)``."""
+    out = []
+    for index, phase in enumerate(self.phases):
+      done = 0
+      while done < phase.iterations:
+        n = min(phase.per_chunk, phase.iterations - done)
+        out.append((index, n))
+        done += n
+    return out

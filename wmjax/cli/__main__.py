@@ -1,0 +1,3 @@
+from wmjax.cli import app
+
+app()

@@ -1,0 +1,283 @@
+"""Tuned settings, as data, in one place (DreamerV3's ``configs.yaml``, Playground's per-env
+config functions).
+
+Agents keep only their ``Config`` and ``Hyper`` classes (with the papers' settings as defaults)
+and their size tables; which settings a run on a given env starts from is decided here. Each
+algorithm has an ordered list of presets; each preset names the envs it is for (shell patterns:
+a task such as ``dmc/CartpoleSwingup``, a suite such as ``dmc/*``), the fields of ``Config`` and
+``Hyper`` it changes (from the classes' defaults, or from its ``base`` preset), the run length
+when ``--steps`` is not given, and why. The first preset whose pattern matches the env is used.
+An env that no preset names gets the algorithm's generic preset for the device it runs on:
+``generic-cpu`` (sized for a 2-core CPU) or ``generic-gpu`` (the papers' sizes).
+
+``wmjax presets [ALGO]`` lists them; ``wmjax train ALGO --preset NAME`` picks one by name; every
+run prints and records (``config.json``: ``preset``) the one it used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+from collections.abc import Mapping
+from types import MappingProxyType
+
+__all__ = ["Preset", "PRESETS", "Resolved", "resolve", "defaults", "presets_of", "device_kind"]
+
+_EMPTY: Mapping = MappingProxyType({})
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+  name: str
+  match: tuple[str, ...] = ()          # env-name patterns (fnmatch); () only by name or device
+  config: Mapping = dataclasses.field(default_factory=lambda: _EMPTY)   # Config fields changed
+  hyper: Mapping = dataclasses.field(default_factory=lambda: _EMPTY)    # Hyper fields changed
+  steps: int | None = None             # run length when --steps is not given
+  base: str | None = None              # start from this preset instead of the class defaults
+  device: str | None = None            # "cpu" | "gpu": the generic preset for that device
+  note: str = ""
+
+
+def _p(name, match=(), config=None, hyper=None, **kw) -> Preset:
+  return Preset(name, tuple(match), MappingProxyType(dict(config or {})),
+                MappingProxyType(dict(hyper or {})), **kw)
+
+
+# PETS. The README's main job is dmc/CartpoleSwingup (830 at 16k env steps on a 2-core CPU).
+_PETS_CPU = dict(ensemble_size=5, num_elites=5, hidden_sizes=(128, 128, 128), horizon=12,
+                 population=128, iterations=4, num_particles=5, propagation="tsinf",
+                 model_train_steps=1000, elite_fraction=0.1, eval_every=2, eval_episodes=3)
+_PETS = (
+    _p("dmc/CartpoleSwingup", ["dmc/CartpoleSwingup"], dict(action_repeat=8, **_PETS_CPU),
+       steps=2_000, note="sized for a 2-core CPU (the README's main job); action repeat 8 as "
+       "PlaNet on cartpole"),
+    _p("pets/cartpole", ["pets/cartpole"],
+       dict(ensemble_size=5, num_elites=5, hidden_sizes=(200, 200, 200), horizon=15,
+            population=400, iterations=5, num_particles=20, propagation="tsinf",
+            angle_dims=(1,), model_train_steps=500),
+       steps=2_000, note="the PETS paper's / mbrl-lib's cartpole: horizon 15, CEM 5 x 400, 20 "
+       "particles, TS-inf"),
+    _p("fast", ["fast/*"],
+       dict(initial_episodes=2, ensemble_size=5, num_elites=5, hidden_sizes=(64, 64),
+            horizon=10, population=128, iterations=4, num_particles=5, model_train_steps=1000,
+            batch_size=64, propagation="tsinf"),
+       steps=500, note="tiny test tasks"),
+    _p("dmc", ["dmc/*"], dict(action_repeat=4, **_PETS_CPU), base=None, steps=2_500,
+       device="cpu", note="DM Control on a CPU: the cartpole sizes, action repeat 4 (PlaNet's "
+       "for most DMC tasks)"),
+    _p("generic-cpu", (), dict(**_PETS_CPU), steps=2_000, device="cpu",
+       note="sized for a 2-core CPU"),
+    _p("generic-gpu", (), {}, steps=10_000, device="gpu",
+       note="the PETS paper's sizes (PETSConfig defaults)"),
+)
+
+# Dreamer. DreamerV3's one set of hyperparameters with its model sizes; smaller on a CPU.
+_DREAMER_CPU = dict(size="xsmall", stoch_groups=16, stoch_classes=16, num_envs=4,
+                    steps_per_iteration=25, prefill=1000, batch_size=16, seq_len=64,
+                    train_ratio=256, imagine_starts=256, eval_every=10, eval_episodes=4)
+_DREAMER_CPU_HYPER = dict(model_lr=3e-4, actor_lr=1e-4, critic_lr=1e-4, discount=0.99)
+_DREAMER = (
+    _p("dmc/CartpoleSwingup", ["dmc/CartpoleSwingup"], dict(action_repeat=8, **_DREAMER_CPU),
+       _DREAMER_CPU_HYPER, steps=12_500,
+       note="sized for a 2-core CPU (experiments/results/dreamer-cartpole-cpu): action repeat 8 "
+       "as PlaNet on cartpole, the xsmall model with 16 x 16 latents"),
+    _p("fast", ["fast/*"],
+       dict(action_repeat=1, size="debug", units=64, deter=64, hidden=64, cnn_depth=16,
+            num_envs=4, steps_per_iteration=25, prefill=400, batch_size=16, seq_len=32,
+            train_ratio=128, imagine_starts=128, replay_capacity=100_000, eval_every=4,
+            eval_episodes=8),
+       _DREAMER_CPU_HYPER, steps=3_000, note="tiny test tasks"),
+    _p("generic-cpu", (), dict(action_repeat=2, **_DREAMER_CPU), _DREAMER_CPU_HYPER,
+       steps=12_500, device="cpu",
+       note="the CartpoleSwingup CPU sizes at DreamerV3's action repeat 2"),
+    _p("generic-gpu", (), {}, steps=500_000, device="gpu",
+       note="DreamerV3's settings and its small model (DreamerConfig defaults)"),
+)
+
+# MBPO.
+_MBPO_DMC = dict(action_repeat=4, steps_per_iteration=250, prefill_steps=500, ensemble_size=5,
+                 num_elites=4, hidden_sizes=(200, 200, 200), model_train_steps=1000,
+                 rollout_batch=5000, rollout_length=1, model_retain_iterations=5,
+                 sac_hidden_sizes=(256, 256), updates_per_step=5, eval_every=2, eval_episodes=4)
+_MBPO = (
+    _p("fast", ["fast/*"],
+       dict(steps_per_iteration=50, prefill_steps=200, ensemble_size=5, num_elites=4,
+            hidden_sizes=(64, 64), model_train_steps=200, model_batch_size=128,
+            rollout_batch=1000, rollout_length=3, sac_hidden_sizes=(64, 64),
+            sac_batch_size=128, updates_per_step=4, eval_every=2, eval_episodes=4),
+       dict(discount=0.95), steps=2_000,
+       note="tiny test tasks (50-step episodes: discount 0.95)"),
+    _p("dmc", ["dmc/*"], _MBPO_DMC, steps=12_500,
+       note="action repeat 4 as SAC-from-states and DrQ on DM Control; one iteration is one "
+       "1000-step episode, evaluated every 2000 env steps"),
+    _p("brax", ["brax/*"],
+       dict(steps_per_iteration=250, prefill_steps=2000, ensemble_size=5, num_elites=4,
+            hidden_sizes=(200, 200, 200), model_train_steps=500, rollout_batch=5000,
+            rollout_length=1, model_retain_iterations=5, sac_hidden_sizes=(256, 256),
+            updates_per_step=5, eval_every=8, eval_episodes=4),
+       steps=50_000, note="brax locomotion (halfcheetah: 2415 at 50k env steps, README)"),
+    _p("generic-cpu", (), {**_MBPO_DMC, "action_repeat": 1}, steps=12_500, device="cpu",
+       note="the DM Control sizes at action repeat 1"),
+    _p("generic-gpu", (), {}, steps=100_000, device="gpu",
+       note="the MBPO paper's settings (MBPOConfig defaults)"),
+)
+
+# MuZero. Board games: no discount; the value (the game's outcome) is what the search needs
+# most, and the reward of the rare winning move what it needs to see a win or a threat in one
+# (reward_coef 4: the learned reward of winning moves doubles on connect four, and the
+# tic-tac-toe agent stops losing the odd game to a random player; see the README).
+_BOARD_HYPER = dict(discount=1.0, value_coef=1.0, reward_coef=4.0)
+_MUZERO = (
+    _p("pgx/tic_tac_toe", ["pgx/tic_tac_toe"],
+       dict(num_envs=64, steps_per_iteration=9, batch_size=128, updates_per_iteration=16,
+            unroll_steps=5, latent=128, hidden=256, layers=2, value_support=3,
+            reward_support=3, num_simulations=16, max_num_considered_actions=9,
+            replay_capacity=64 * 9 * 40, random_move_prob=0.5, target_update_interval=50,
+            eval_every=50, eval_games=200, eval_simulations=64),
+       _BOARD_HYPER, steps=150_000,
+       note="half the self-play moves random: the positions a random opponent creates must be "
+       "in replay for the model to answer them"),
+    _p("pgx/connect_four", ["pgx/connect_four"],
+       dict(num_envs=128, steps_per_iteration=8, batch_size=256, updates_per_iteration=16,
+            unroll_steps=5, latent=128, hidden=256, layers=2, value_support=3,
+            reward_support=3, num_simulations=32, max_num_considered_actions=7,
+            replay_capacity=128 * 8 * 100, random_move_prob=0.2, target_update_interval=100,
+            eval_every=50, eval_games=200, eval_simulations=64),
+       _BOARD_HYPER, steps=2_000_000, note="the README's CPU and H100 connect-four runs"),
+    _p("minatar", ["pgx/minatar*"],
+       dict(num_envs=64, steps_per_iteration=8, batch_size=128, updates_per_iteration=8,
+            unroll_steps=5, latent=128, hidden=256, value_support=20, reward_support=3,
+            num_simulations=16, max_num_considered_actions=6, replay_capacity=200_000,
+            random_move_prob=0.05, eval_every=25, eval_games=16),
+       steps=500_000,
+       note="an MLP over the 10x10 planes: on a CPU the residual network costs ~25x more"),
+    _p("pgx/2048", ["pgx/2048"],
+       dict(num_envs=64, steps_per_iteration=8, batch_size=128, updates_per_iteration=8,
+            unroll_steps=5, latent=128, hidden=256, value_support=400, reward_support=120,
+            num_simulations=16, max_num_considered_actions=4, replay_capacity=200_000,
+            eval_every=25, eval_games=16),
+       dict(discount=0.997), steps=500_000,
+       note="value and reward supports wide enough for 2048's scores (values to about 1e5, "
+       "one move's reward to about 1.4e4 after MuZero's value transform)"),
+    _p("board-games", ["pgx/*"], {}, _BOARD_HYPER, steps=500_000,
+       note="two-player board games: undiscounted outcome, reward_coef 4"),
+    _p("fast", ["fast/*"],
+       dict(num_envs=32, steps_per_iteration=10, batch_size=128, updates_per_iteration=4,
+            latent=32, hidden=64, value_support=10, reward_support=3, num_simulations=8,
+            max_num_considered_actions=5, replay_capacity=50_000, eval_every=10,
+            eval_games=16),
+       dict(discount=0.97), steps=50_000, note="tiny test tasks"),
+    _p("generic-cpu", (), {}, steps=500_000, device="cpu", note="MuZeroConfig defaults"),
+    _p("generic-gpu", (), {}, steps=2_000_000, device="gpu", note="MuZeroConfig defaults"),
+)
+
+# World Models.
+_WM_CPU = dict(episodes=200, latent_size=8, vae_depth=8, vae_epochs=20, vae_batch_size=50,
+               hidden_size=64, num_mixtures=5, mdn_epochs=150, mdn_batch_size=20,
+               mdn_epochs_per_chunk=25, vae_epochs_per_chunk=5, population_size=32,
+               generations=60, rollouts=8, eval_every=5, eval_episodes=32)
+_WORLDMODELS = (
+    _p("fast", ["fast/*"], _WM_CPU, note="sized for a 2-core CPU "
+       "(experiments/results/worldmodels-*-cpu)"),
+    _p("generic-cpu", (), _WM_CPU, device="cpu", note="the fast/ sizes"),
+    _p("generic-gpu", (), {}, device="gpu",
+       note="the paper's CarRacing sizes (WorldModelsConfig defaults)"),
+)
+
+# Tabular Dyna-Q: the book's settings.
+_DYNA = (
+    _p("dyna-q+", ["grid/blocking_maze", "grid/shortcut_maze"],
+       dict(planning_steps=10, alpha=1.0, kappa=1e-3), steps=3_000,
+       note="Dyna-Q+ as Sutton & Barto's Figure 8.4 (alpha 1, n 10, kappa 1e-3: the book "
+       "gives none)"),
+    _p("example-8.1", ["grid/*"], {}, steps=3_000, device="cpu",
+       note="Sutton & Barto's Example 8.1 with n = 5 (DynaConfig defaults)"),
+)
+
+PRESETS: dict[str, tuple[Preset, ...]] = {
+    "pets": _PETS, "dreamer": _DREAMER, "mbpo": _MBPO, "muzero": _MUZERO,
+    "worldmodels": _WORLDMODELS, "dyna": _DYNA,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Resolved:
+  """A preset applied: the ``Config`` and ``Hyper`` a run starts from (before ``--set``)."""
+
+  name: str
+  config: object
+  hyper: object
+  steps: int | None
+  note: str
+  tuned: bool          # chosen for this env (by a pattern), not the device's generic one
+
+  def describe(self, env_name: str) -> str:
+    how = "tuned for this env" if self.tuned else "generic, no tuned preset for " + env_name
+    return f"preset {self.name} ({how}): {self.note}" if self.note else f"preset {self.name}"
+
+
+def device_kind() -> str:
+  """``cpu`` or ``gpu`` (any accelerator): which generic preset fits the default backend."""
+  import jax
+
+  return "cpu" if jax.default_backend() == "cpu" else "gpu"
+
+
+def presets_of(algo: str) -> tuple[Preset, ...]:
+  if algo not in PRESETS:
+    raise KeyError(f"no presets for {algo!r}; algorithms with presets: {', '.join(PRESETS)}")
+  return PRESETS[algo]
+
+
+def _by_name(algo: str, name: str) -> Preset:
+  for p in presets_of(algo):
+    if p.name == name:
+      return p
+  raise KeyError(f"{algo} has no preset {name!r}; its presets: "
+                 f"{', '.join(p.name for p in presets_of(algo))} (see `wmjax presets {algo}`)")
+
+
+def _pick(algo: str, env_name: str, device: str) -> tuple[Preset, bool]:
+  for p in presets_of(algo):
+    if any(fnmatch.fnmatchcase(env_name, pattern) for pattern in p.match):
+      return p, True
+  for p in presets_of(algo):
+    if not p.match and p.device == device:
+      return p, False
+  for p in presets_of(algo):   # an algorithm with one generic preset for every device
+    if p.device == device or p.device is None:
+      return p, False
+  return presets_of(algo)[-1], False
+
+
+def resolve(algo: str, env_name: str, config_cls, hyper_cls, *, name: str | None = None,
+            device: str | None = None) -> Resolved:
+  """The preset for ``algo`` on ``env_name`` (or the one called ``name``) applied to
+  ``config_cls()`` and ``hyper_cls()``."""
+  if name is not None:
+    preset, tuned = _by_name(algo, name), True
+  else:
+    preset, tuned = _pick(algo, env_name, device or device_kind())
+  chain = [preset]
+  while chain[-1].base is not None:
+    chain.append(_by_name(algo, chain[-1].base))
+  config_updates, hyper_updates = {}, {}
+  for p in reversed(chain):
+    config_updates.update(p.config)
+    hyper_updates.update(p.hyper)
+  config = config_cls(**config_updates)
+  hyper = hyper_cls()._replace(**hyper_updates)
+  return Resolved(preset.name, config, hyper, preset.steps, preset.note, tuned)
+
+
+def defaults(algo: str, env_name: str, *, name: str | None = None,
+             device: str | None = None) -> tuple[object, object]:
+  """``(config, hyper)`` that ``wmjax train ALGO --env ENV`` starts from (before ``--set``):
+  e.g. ``config, hyper = presets.defaults("dreamer", "fast/PointMass")``."""
+  from wmjax.train.algos import get_algo
+
+  entry = get_algo(algo)
+  resolved = resolve(algo, env_name, entry.config_cls, entry.hyper_cls, name=name, device=device)
+  if entry.hyper_from_config is not None:
+    return resolved.config, entry.hyper_from_config(resolved.config, resolved.hyper)
+  return resolved.config, resolved.hyper

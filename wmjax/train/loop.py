@@ -1,0 +1,414 @@
+"""The one training driver, for every agent of the registry (:mod:`wmjax.train.algos`).
+
+``train("pets", "dmc/CartpoleSwingup", steps=2000, seeds=4, out="runs/x")`` resolves the
+settings (preset, then ``--set``), builds the agent's :class:`~wmjax.agents.base.Program`, and
+runs its phases as jitted, run-vmapped chunks. Python only drives: it owns the run folder
+(``config.json``, ``metrics.jsonl``, ``curve.png``, orbax checkpoints), resume, the run axis
+and its placement on devices, finiteness checks, evaluation cadence, the progress bar and the
+agent's extra figures (hooks).
+
+Host work per chunk is constant in the run's length: metric lines are kept in memory (read
+once on resume), and the curve is redrawn after an evaluation at most every
+``PLOT_EVERY_S`` seconds (and always at the end). The training state is donated to each chunk,
+so a device holds one copy of it (replay buffers included), not two; the checkpoint of a state
+is finished before that state is donated.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import math
+import pathlib
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import numpy as np
+
+from wmjax.agents.base import Program
+from wmjax.train.checkpoint import Checkpointer
+from wmjax.train.common import (
+  RunAxis,
+  TrainingDiverged,
+  all_finite,
+  axis_inputs,
+  bad_seeds,
+  config_dict,
+  config_from_dict,
+  resolve_axis,
+  restore_or_init,
+)
+from wmjax.train.plots import plot_curve, seeds_label
+from wmjax.train.rundir import RunDir, RunExistsError
+
+__all__ = ["train", "Built", "HookContext", "read_run_config", "load_run", "evaluate_run",
+           "settings_for", "reduce_chunk", "PLOT_EVERY_S"]
+
+PLOT_EVERY_S = 20.0   # the curve is redrawn at most this often (and at the end)
+
+
+@dataclasses.dataclass
+class Built:
+  """An agent built for one run: what its registry entry's ``build`` returns."""
+
+  env: Any                      # the env (or game) it trains on
+  program: Program
+  config: Any
+  hyper: Any
+  derived: dict                 # values derived from the settings, for config.json
+  progress_total: int           # the progress bar's total, in progress_unit
+  progress_unit: str = "env step"
+  progress_key: str = "env_steps"   # the record field the bar follows ("iteration": chunks)
+  extra: dict = dataclasses.field(default_factory=dict)   # what the entry's hooks need
+
+
+@dataclasses.dataclass
+class HookContext:
+  """What an agent's host-side hook sees after each chunk."""
+
+  run: RunDir
+  built: Built
+  state: Any                    # every run's state (leading axis: runs); not to be kept
+  record: dict                  # the line just logged
+  phase: str
+  last_of_phase: bool
+  last: bool                    # the run's last chunk (or the last before a time budget)
+  evaluated: bool
+  key: jax.Array                # a fresh key for the hook's own sampling
+
+  def first_run(self):
+    """The state of the run axis' first run."""
+    return jax.tree.map(lambda x: x[0], self.state)
+
+
+def read_run_config(run_dir: str | pathlib.Path) -> dict:
+  """A run folder's ``config.json``, with a clear error where it is missing or damaged."""
+  path = pathlib.Path(run_dir) / "config.json"
+  if not path.exists():
+    raise FileNotFoundError(f"{run_dir} holds no run (no config.json); pass a folder written "
+                            "by `wmjax train`.")
+  try:
+    saved = json.loads(path.read_text())
+  except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    raise ValueError(f"{path} is damaged ({e}); the run cannot be resumed or evaluated. "
+                     "Restore the file from a copy, or start a new run.") from e
+  missing = [k for k in ("algo", "env", "config", "hyper") if k not in saved]
+  if not isinstance(saved, dict) or missing:
+    raise ValueError(f"{path} is damaged: it lacks {', '.join(missing) or 'its fields'}; the run "
+                     "cannot be resumed or evaluated.")
+  return saved
+
+
+def settings_for(algo, env_name: str, sets=(), preset: str | None = None):
+  """``(config, hyper, resolved preset)`` of a new run: the preset, then ``--set``, checked."""
+  from wmjax import presets as presets_lib
+  from wmjax.train.overrides import apply_overrides, validate_hyper
+
+  resolved = presets_lib.resolve(algo.name, env_name, algo.config_cls, algo.hyper_cls,
+                                 name=preset)
+  config, hyper = apply_overrides(resolved.config, resolved.hyper, list(sets))
+  if algo.hyper_from_config is not None:
+    hyper = algo.hyper_from_config(config, hyper)
+  validate_hyper(hyper)
+  return config, hyper, resolved
+
+
+def _saved_settings(algo, saved: dict):
+  try:
+    return config_from_dict(algo.config_cls, algo.hyper_cls, saved)
+  except TypeError as e:
+    raise ValueError(f"the run's config.json does not fit this version of wmjax's "
+                     f"{algo.name} ({e}); it was written by another version and cannot be "
+                     "resumed or evaluated here.") from e
+
+
+def reduce_chunk(metrics: dict, reduce: str, summed=()) -> dict:
+  """Per-run values of a chunk's metrics (leaves ``[runs, iterations, ...]``): NaN-aware mean
+  over the iterations (and any trailing axes), a sum for ``summed`` names, or the last."""
+  out = {}
+  for k, v in metrics.items():
+    v = np.asarray(v, float)
+    v = v.reshape(v.shape[0], v.shape[1], -1)
+    with warnings.catch_warnings():   # a chunk without updates or finished episodes is NaN
+      warnings.simplefilter("ignore", RuntimeWarning)
+      if reduce == "last":
+        out[k] = np.nanmean(v[:, -1], axis=1)
+      elif k in summed:
+        out[k] = np.nansum(v, axis=(1, 2))
+      else:
+        out[k] = np.nanmean(v, axis=(1, 2))
+  return out
+
+
+def _add(record: dict, name: str, per_run) -> None:
+  per_run = np.asarray(per_run, float)
+  record[name] = per_run
+  finite = per_run[np.isfinite(per_run)]
+  record[name + "_mean"] = float(finite.mean()) if finite.size else None
+
+
+class _Curve:
+  """Redraws ``curve.png`` from the lines in memory, at most every ``PLOT_EVERY_S``."""
+
+  def __init__(self, path: pathlib.Path, kwargs: dict):
+    self.path, self.kwargs, self.last = path, kwargs, -math.inf
+
+  def draw(self, records: list[dict], force: bool = False) -> None:
+    if not records or (not force and time.time() - self.last < PLOT_EVERY_S):
+      return
+    plot_curve(records, self.path, **self.kwargs)
+    self.last = time.time()
+
+
+def train(algo_name: str, env_name: str | None = None, *, out: str | pathlib.Path,
+          steps: int | None = None, seeds: int = 1, seed: int = 0, sets=(),
+          preset: str | None = None, resume: bool = False, progress: bool = True,
+          run_axis: RunAxis | None = None, devices: int | None = 1,
+          minutes: float | None = None, donate: bool = True,
+          reference: tuple[float, str] | None = None,
+          echo: Callable[[str], None] | None = None) -> RunDir:
+  """Trains ``algo_name`` on ``env_name`` into the run folder ``out``.
+
+  ``steps``: the run's length as the algorithm counts it (agent steps, self-play moves, CMA-ES
+  generations; default: the preset's). ``seeds`` runs (or the runs of ``run_axis``: seeds x
+  hyperparameter points) form one vmapped program, split over ``devices`` local devices (0:
+  all). ``resume`` continues the run in ``out`` from its last checkpoint with its saved
+  settings. ``minutes``: stop (evaluated and checkpointed) after the first chunk that ends past
+  this wall-clock budget; ``resume`` continues. ``donate=False`` keeps the input state of each
+  chunk alive (twice the memory; for measuring what donation saves). ``echo`` receives one line
+  naming the preset used.
+  """
+  from tqdm.auto import tqdm
+
+  from wmjax.train.algos import get_algo
+
+  algo = get_algo(algo_name)
+  out = pathlib.Path(out)
+  if minutes is not None and not minutes > 0:
+    raise ValueError(f"--minutes must be > 0, got {minutes}")
+  if resume:
+    if not (out / "config.json").exists():
+      raise FileNotFoundError(f"--resume: {out} holds no run (no config.json) to resume.")
+    saved = read_run_config(out)
+    if saved["algo"] != algo.name:
+      raise ValueError(f"{out} is a {saved['algo']} run, not {algo.name}")
+    env_name, steps, seed = saved["env"], saved["steps"], saved["seed"]
+    config, hyper = _saved_settings(algo, saved)
+    preset_name = saved.get("preset", "(not recorded)")
+  else:
+    if (out / "config.json").exists():
+      raise RunExistsError(f"{out} already holds a run (config.json is there). Pass --resume to "
+                           "continue it, or choose a new --out folder.")
+    if env_name is None:
+      raise ValueError("an env name is needed for a new run")
+    saved = None
+    config, hyper, resolved = settings_for(algo, env_name, sets, preset)
+    preset_name = resolved.name
+    if steps is None:
+      steps = resolved.steps
+    if steps is not None and steps < 1:
+      raise ValueError(f"--{algo.length_name} must be >= 1, got {steps}")
+    if echo is not None:
+      echo(f"{algo.title} on {env_name}: {resolved.describe(env_name)}")
+  axis = resolve_axis(resume, saved, seeds, seed, run_axis)
+  runs = axis.size   # seeds x hyperparameter points
+  built = algo.build(env_name, steps, config, hyper)   # bad settings fail before any folder
+  program = built.program
+  run = RunDir(out, resume=resume)
+  if not resume:
+    d = config_dict(algo.name, env_name, steps, runs, seed, config, hyper, built.derived,
+                    run_axis=axis)
+    d["preset"] = preset_name
+    run.write_config(d)
+  keys, hypers, mesh = axis_inputs(axis, hyper, devices)
+  eval_key = jax.random.PRNGKey(seed + 10_000)
+  chunks = program.chunks()
+
+  init_fn = program.init_runs or jax.jit(jax.vmap(program.init))
+
+  @functools.cache
+  def chunk_fn(phase_index: int, n: int):
+    phase = program.phases[phase_index]
+
+    def run_chunk(state, hyper_):
+      state, metrics = jax.lax.scan(lambda s, _: phase.iteration(s, hyper_), state, None,
+                                    length=n)
+      return state, (metrics, program.counters(state), all_finite(program.params(state)))
+    return jax.jit(jax.vmap(run_chunk), donate_argnums=(0,) if donate else ())
+
+  eval_fn = jax.jit(jax.vmap(program.evaluate))
+  finite_fn = jax.jit(jax.vmap(lambda s: all_finite(program.params(s))))
+  counters_fn = jax.jit(jax.vmap(program.counters))
+  ckpt = Checkpointer(run.checkpoint_dir)
+  title = f"{algo.title} on {env_name} ({seeds_label(runs)})"
+  curve = _Curve(run.path / "curve.png", {"title": title, "reference": reference,
+                                          **algo.plot_kwargs(built)})
+  bar = tqdm(total=built.progress_total, unit=built.progress_unit, disable=not progress,
+             dynamic_ncols=True, desc=f"{algo.title} {env_name}, {seeds_label(runs)}")
+  t_start = time.time()
+  try:
+    fresh = []
+
+    def on_init():
+      fresh.append(True)
+      bar.set_postfix_str("initialising + compiling")
+
+    state, done, wall_offset = restore_or_init(run, ckpt, init_fn, keys, hypers, resume,
+                                               on_init, mesh=mesh)
+    if fresh:
+      finite = np.asarray(finite_fn(state))
+      if not finite.all():
+        raise TrainingDiverged(
+            f"non-finite parameters right after initialisation (e.g. the first model fit) for "
+            f"seed(s) {bad_seeds(np.where(finite, 0.0, np.nan))}; stopped before any "
+            f"checkpoint. Try a lower learning rate ({algo.lr_hint}).")
+      ckpt.save(0, state)
+    records = run.read_metrics()
+    counters = {k: float(np.mean(v)) for k, v in jax.device_get(counters_fn(state)).items()}
+    _bar_to(bar, built, counters, done)
+    phase_done = _phase_progress(program, chunks[:done])
+    host_s = None   # host time of the previous chunk's line: logging, checkpoint, plots, hooks
+    while done < len(chunks):
+      t_loop = time.perf_counter()
+      phase_index, n = chunks[done]
+      phase = program.phases[phase_index]
+      ckpt.wait()   # the state about to be donated is no longer read by its checkpoint
+      t_call = time.perf_counter()
+      state, (metrics, counters, finite) = chunk_fn(phase_index, n)(state, hypers)
+      metrics, counters, finite = jax.device_get((metrics, counters, np.asarray(finite)))
+      chunk_s = time.perf_counter() - t_call
+      done += 1
+      before = phase_done[phase_index]
+      phase_done[phase_index] = after = before + n
+      per_run = reduce_chunk(metrics, phase.reduce, program.summed)
+      where = (f"chunk {done} ({phase.name} iteration {after}, "
+               f"{int(np.mean(counters['env_steps']))} env steps)")
+      _check_finite(algo, program, where, finite, metrics, per_run, ckpt)
+      record = {"iteration": done}
+      if len(program.phases) > 1:
+        record["stage"] = phase.name
+      record["train_iterations"] = sum(phase_done)
+      record.update({k: int(round(float(np.mean(v)))) for k, v in counters.items()})
+      record["wall_s"] = wall_offset + time.time() - t_start
+      record["time/chunk_s"] = chunk_s
+      if host_s is not None:
+        record["time/host_s"] = host_s
+      for k, v in per_run.items():
+        _add(record, k, v)
+      out_of_time = minutes is not None and time.time() - t_start > 60 * minutes
+      last = done == len(chunks) or out_of_time
+      last_of_phase = done == len(chunks) or chunks[done][0] != phase_index
+      every = program.eval_every
+      evaluated = phase.evaluate and (last or (every > 0 and after // every > before // every))
+      eval_s = 0.0
+      if evaluated:
+        t_eval = time.perf_counter()
+        results = jax.device_get(eval_fn(
+            state, jax.random.split(jax.random.fold_in(eval_key, done), runs), hypers))
+        for k, v in results.items():
+          _add(record, k, np.asarray(v, float).reshape(runs, -1).mean(axis=1))
+        eval_s = record["time/eval_s"] = time.perf_counter() - t_eval
+      if algo.after_chunk is not None:
+        algo.after_chunk(HookContext(run, built, state, record, phase.name, last_of_phase, last,
+                                     evaluated, jax.random.fold_in(eval_key, 1_000_000 + done)))
+      run.log(record)   # before the checkpoint: a kill between them loses no line on resume
+      records.append(record)
+      ckpt.save(done, state)
+      if evaluated:
+        curve.draw(records)
+      _bar_to(bar, built, record, done)
+      bar.set_postfix(algo.postfix(record, evaluated))
+      host_s = time.perf_counter() - t_loop - chunk_s - eval_s
+      if out_of_time and done < len(chunks):
+        bar.write(f"stopped at the {minutes:g}-minute budget after {record['env_steps']} "
+                  f"{built.progress_unit}s; continue with --resume --out {run.path}")
+        break
+    curve.draw(records, force=True)
+  finally:
+    bar.close()
+    ckpt.close()
+  return run
+
+
+def _phase_progress(program: Program, done_chunks) -> list[int]:
+  done = [0] * len(program.phases)
+  for index, n in done_chunks:
+    done[index] += n
+  return done
+
+
+def _bar_to(bar, built: Built, counters: dict, done: int) -> None:
+  value = done if built.progress_key == "iteration" else counters.get(built.progress_key, 0)
+  bar.n = min(int(value), int(built.progress_total))
+  bar.refresh()
+
+
+def _check_finite(algo, program: Program, where: str, finite, metrics: dict, per_run: dict,
+                  ckpt) -> None:
+  """Stops a run whose parameters or losses (at any iteration of the chunk) turned NaN or
+  infinite, or whose iterations met non-finite values they count (``nonfinite/...``)."""
+  kept = (f"stopped. The last good checkpoint is kept in {ckpt.directory}. Try a lower "
+          f"learning rate ({algo.lr_hint}).")
+  for k in program.losses:
+    if k in metrics:
+      values = np.asarray(metrics[k], float).reshape(len(finite), -1)
+      ok = np.all(np.isfinite(values), axis=1)
+      if not ok.all():
+        raise TrainingDiverged(f"non-finite {k} in {where} for seed(s) "
+                               f"{bad_seeds(np.where(ok, 0.0, np.nan))}; " + kept)
+  finite = np.asarray(finite, bool)
+  if not finite.all():
+    raise TrainingDiverged(f"non-finite parameters in {where} for seed(s) "
+                           f"{bad_seeds(np.where(finite, 0.0, np.nan))}; " + kept)
+  for k, v in per_run.items():
+    if k.startswith("nonfinite/") and np.any(np.nan_to_num(v, nan=1.0) > 0):
+      bad = [int(i) for i in np.flatnonzero(np.nan_to_num(v, nan=1.0) > 0)]
+      raise TrainingDiverged(
+          f"{np.nansum(v):g} non-finite {k[len('nonfinite/'):].replace('_', ' ')} in {where} "
+          f"for seed(s) {bad}: the model produces NaN or infinite predictions; " + kept)
+
+
+def load_run(run_dir: str | pathlib.Path, *, replace: dict | None = None):
+  """Rebuilds a run from its folder at its last checkpoint: ``(algo, built, state, saved,
+  step)``. ``replace``: Config fields to change in the rebuilt agent (e.g. the evaluation's
+  episode count); the checkpoint's structure must not depend on them."""
+  from wmjax.train.algos import get_algo
+
+  saved = read_run_config(run_dir)
+  algo = get_algo(saved["algo"])
+  config, hyper = _saved_settings(algo, saved)
+  if replace:
+    config = dataclasses.replace(config, **replace)
+  built = algo.build(saved["env"], saved["steps"], config, hyper)
+  program = built.program
+  axis = RunAxis.from_saved(saved)
+  keys, hypers = axis.keys(), axis.hypers(hyper)
+  init_fn = program.init_runs or jax.vmap(program.init)
+  abstract = jax.eval_shape(init_fn, keys, hypers)
+  ckpt = Checkpointer(pathlib.Path(run_dir) / "checkpoints")
+  try:
+    if ckpt.latest_step() is None:
+      raise FileNotFoundError(f"{run_dir} has no checkpoint yet (checkpoints/ is empty)")
+    step, state = ckpt.restore(abstract)
+  finally:
+    ckpt.close()
+  return algo, built, state, saved, step
+
+
+def evaluate_run(run_dir: str | pathlib.Path, *, episodes: int = 5, seed: int = 123):
+  """Evaluates a run's last checkpoint: ``({metric: [runs, episodes]}, saved, step, algo)``."""
+  from wmjax.train.algos import get_algo
+
+  if episodes < 1:
+    raise ValueError(f"--episodes must be >= 1, got {episodes}")
+  algo = get_algo(read_run_config(run_dir)["algo"])
+  replace = {algo.eval_count_field: episodes} if algo.eval_count_field else None
+  algo, built, state, saved, step = load_run(run_dir, replace=replace)
+  axis = RunAxis.from_saved(saved)
+  keys = jax.random.split(jax.random.PRNGKey(seed), axis.size)
+  results = jax.jit(jax.vmap(built.program.evaluate))(state, keys, axis.hypers(built.hyper))
+  return {k: np.asarray(v).reshape(axis.size, -1) for k, v in results.items()}, saved, step, algo
