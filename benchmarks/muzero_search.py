@@ -33,7 +33,6 @@ from wmjax import presets
 from wmjax.agents import muzero as muzero_lib
 from wmjax.envs.pgx import make_game
 from wmjax.models.muzero import param_count
-from wmjax.planners.mcts import make_search
 
 
 def bench_search(agent, game, params, hyper, config, simulations, batches, repeats: int,
@@ -43,7 +42,8 @@ def bench_search(agent, game, params, hyper, config, simulations, batches, repea
   discount = muzero_lib.ply_discount(game, jnp.float32(hyper.discount))
   for sims in simulations:
     search_config = dataclasses.replace(muzero_lib.search_config(config), num_simulations=sims)
-    search = jax.jit(make_search(agent.net, search_config), static_argnums=5)
+    search = jax.jit(muzero_lib.make_muzero_search(agent.net, search_config),
+                     static_argnums=5)
     for batch in batches:
       games = jax.vmap(game.init)(jax.random.split(jax.random.PRNGKey(1), batch))
       r = time_stats(lambda o, legal, fn=search: fn(params, jax.random.PRNGKey(2), o, legal,

@@ -8,7 +8,7 @@ import jax
 import numpy as np
 import pytest
 
-from wmjax import envs
+from wmjax import envs, presets
 from wmjax.agents import dreamer as dreamer_lib
 from wmjax.replay.sequences import init_sequence_buffer, sample_sequences
 from wmjax.types import Spec
@@ -17,8 +17,8 @@ ITERATIONS = 45    # of 100 agent steps each, after 400 random prefill steps: 49
 
 
 def _train(env_name, iterations, seeds=1, **overrides):
-  config = dataclasses.replace(dreamer_lib.default_config(env_name), **overrides)
-  hyper = dreamer_lib.default_hyper(env_name)
+  config = dataclasses.replace(presets.defaults("dreamer", env_name)[0], **overrides)
+  hyper = presets.defaults("dreamer", env_name)[1]
   env = envs.make(env_name, action_repeat=config.action_repeat)
   dreamer = dreamer_lib.make_dreamer(env, config)
   hypers = jax.tree.map(lambda v: np.full((seeds,), v, np.float32), hyper)

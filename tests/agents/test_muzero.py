@@ -7,12 +7,13 @@ import dataclasses
 import jax
 import numpy as np
 
+from wmjax import presets
 from wmjax.agents import muzero as muzero_lib
 from wmjax.envs.pgx import make_game
 
 
 def _small(**kw):
-  config = muzero_lib.default_config("pgx/tic_tac_toe")
+  config = presets.defaults("muzero", "pgx/tic_tac_toe")[0]
   return dataclasses.replace(config, num_envs=8, steps_per_iteration=9, batch_size=16,
                              updates_per_iteration=4, latent=16, hidden=32, num_simulations=4,
                              max_num_considered_actions=4, replay_capacity=8 * 9 * 4, **kw)
@@ -21,7 +22,7 @@ def _small(**kw):
 def test_prioritized_replay_writes_value_errors_back_and_new_windows_enter_at_the_top():
   game = make_game("pgx/tic_tac_toe")
   agent = muzero_lib.make_muzero(game, _small(priority_alpha=1.0, priority_beta=0.5))
-  hyper = muzero_lib.default_hyper("pgx/tic_tac_toe")
+  hyper = presets.defaults("muzero", "pgx/tic_tac_toe")[1]
   state = jax.jit(agent.init)(jax.random.PRNGKey(0), hyper)
   step = jax.jit(agent.train_iteration)
   for _ in range(agent.window // 9 + 2):   # enough moves for windows, then some updates
@@ -44,7 +45,7 @@ def test_prioritized_replay_writes_value_errors_back_and_new_windows_enter_at_th
 def test_uniform_replay_keeps_the_buffer_without_priorities():
   agent = muzero_lib.make_muzero(make_game("pgx/tic_tac_toe"), _small())
   state = jax.eval_shape(agent.init, jax.random.PRNGKey(0),
-                         muzero_lib.default_hyper("pgx/tic_tac_toe"))
+                         presets.defaults("muzero", "pgx/tic_tac_toe")[1])
   assert "priority" not in state.buffer.data
 
 

@@ -43,8 +43,8 @@ from wmjax.rl.returns import (
 )
 from wmjax.types import Array, Key
 
-__all__ = ["DreamerConfig", "DreamerHyper", "DreamerState", "Dreamer", "make_dreamer",
-           "default_config", "SIZES", "model_config"]
+__all__ = ["DreamerConfig", "DreamerHyper", "DreamerState", "Dreamer", "make_dreamer", "SIZES",
+           "model_config"]
 
 # DreamerV3's model sizes (Hafner et al. 2023, Table B.1: GRU units, dense units, CNN multiplier,
 # MLP layers; 32 x 32 categorical latents), plus `debug` for tests.
@@ -156,31 +156,6 @@ class DreamerHyper(NamedTuple):
   discount: Any = 0.997
   lam: Any = 0.95
   entropy_coef: Any = 3e-4
-
-
-def default_config(env_name: str) -> DreamerConfig:
-  """Tuned settings per env; DreamerV3's small proprio setting otherwise."""
-  if env_name == "dmc/CartpoleSwingup":
-    # Sized for a 2-core CPU (experiments/results/dreamer-cartpole-cpu): action repeat 8 as
-    # PlaNet on cartpole, the "xsmall" model with 16 x 16 latents, 256 imagined starts.
-    return DreamerConfig(action_repeat=8, size="xsmall", stoch_groups=16, stoch_classes=16,
-                         num_envs=4, steps_per_iteration=25, prefill=1000, batch_size=16,
-                         seq_len=64, train_ratio=256, imagine_starts=256, eval_every=10,
-                         eval_episodes=4)
-  if env_name.startswith("fast/"):
-    return DreamerConfig(action_repeat=1, size="debug", units=64, deter=64, hidden=64,
-                         cnn_depth=16,
-                         num_envs=4, steps_per_iteration=25, prefill=400, batch_size=16,
-                         seq_len=32, train_ratio=128, imagine_starts=128, replay_capacity=100_000,
-                         eval_every=4,
-                         eval_episodes=8)
-  return DreamerConfig()
-
-
-def default_hyper(env_name: str) -> DreamerHyper:
-  if env_name == "dmc/CartpoleSwingup" or env_name.startswith("fast/"):
-    return DreamerHyper(model_lr=3e-4, actor_lr=1e-4, critic_lr=1e-4, discount=0.99)
-  return DreamerHyper()
 
 
 class _Actor(nn.Module):

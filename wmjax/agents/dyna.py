@@ -81,8 +81,6 @@ class DynaHyper(NamedTuple):
                                 # plan_untried to plan with untried actions as the book does)
 
 
-
-
 class DynaState(NamedTuple):
   """The agent's tables and the maze it acts in (one run; vmap for many)."""
 

@@ -123,10 +123,6 @@ class MBPO(NamedTuple):
   sac: sac_lib.SAC
 
 
-
-
-
-
 def make_mbpo(env, config: MBPOConfig, total_steps: int) -> MBPO:
   """Builds MBPO for a registered env with continuous actions and vector observations.
 

@@ -55,8 +55,7 @@ from wmjax.rl.returns import n_step_targets
 from wmjax.types import Array, Key
 
 __all__ = ["MuZeroConfig", "MuZeroHyper", "MuZeroState", "MuZero", "make_muzero",
-           "default_config", "default_hyper", "make_muzero_search", "net_config",
-           "search_config"]
+           "make_muzero_search", "net_config", "search_config"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,52 +150,6 @@ def search_config(config: MuZeroConfig) -> SearchConfig:
       algorithm=config.search, num_simulations=config.num_simulations,
       max_num_considered_actions=config.max_num_considered_actions,
       dirichlet_alpha=config.dirichlet_alpha, dirichlet_fraction=config.dirichlet_fraction)
-
-
-def default_config(game_name: str) -> MuZeroConfig:
-  """Tuned settings per game, sized for a 2-core CPU."""
-  if game_name == "pgx/tic_tac_toe":
-    # Half the self-play moves random: the positions a random opponent creates (and the
-    # threats it leaves open) must be in replay for the model to learn to answer them.
-    return MuZeroConfig(num_envs=64, steps_per_iteration=9, batch_size=128,
-                        updates_per_iteration=16, unroll_steps=5, latent=128, hidden=256,
-                        layers=2, value_support=3, reward_support=3, num_simulations=16,
-                        max_num_considered_actions=9, replay_capacity=64 * 9 * 40,
-                        random_move_prob=0.5, target_update_interval=50, eval_every=50,
-                        eval_games=200, eval_simulations=64)
-  if game_name == "pgx/connect_four":
-    return MuZeroConfig(num_envs=128, steps_per_iteration=8, batch_size=256,
-                        updates_per_iteration=16, unroll_steps=5, latent=128, hidden=256,
-                        layers=2, value_support=3, reward_support=3, num_simulations=32,
-                        max_num_considered_actions=7, replay_capacity=128 * 8 * 100,
-                        random_move_prob=0.2, target_update_interval=100, eval_every=50,
-                        eval_games=200, eval_simulations=64)
-  if game_name.startswith("pgx/minatar"):
-    # An MLP over the 10x10 planes: on a CPU the residual network costs ~25x more per move.
-    return MuZeroConfig(num_envs=64, steps_per_iteration=8, batch_size=128,
-                        updates_per_iteration=8, unroll_steps=5, latent=128, hidden=256,
-                        value_support=20, reward_support=3, num_simulations=16,
-                        max_num_considered_actions=6, replay_capacity=200_000,
-                        random_move_prob=0.05, eval_every=25, eval_games=16)
-  if game_name.startswith("fast/"):
-    return MuZeroConfig(num_envs=32, steps_per_iteration=10, batch_size=128,
-                        updates_per_iteration=4, latent=32, hidden=64, value_support=10,
-                        reward_support=3, num_simulations=8, max_num_considered_actions=5,
-                        replay_capacity=50_000, eval_every=10, eval_games=16)
-  return MuZeroConfig()
-
-
-def default_hyper(game_name: str) -> MuZeroHyper:
-  if game_name.startswith("pgx/") and not game_name.startswith("pgx/minatar") \
-      and game_name != "pgx/2048":
-    # Board games: no discount; the value (the game's outcome) is what the search needs most,
-    # and the reward of the rare winning move what it needs to see a win or a threat in one
-    # (reward_coef 4: the learned reward of winning moves doubles on connect four, and the
-    # tic-tac-toe agent stops losing the odd game to a random player; see the README).
-    return MuZeroHyper(discount=1.0, value_coef=1.0, reward_coef=4.0)
-  if game_name.startswith("fast/"):
-    return MuZeroHyper(discount=0.97)
-  return MuZeroHyper()
 
 
 class MuZeroState(NamedTuple):

@@ -112,8 +112,6 @@ class PETS(NamedTuple):
   ensemble: ensemble_lib.Ensemble
 
 
-
-
 def _planner_kwargs(config: PETSConfig, hyper: PETSHyper) -> dict:
   if config.planner in ("cem", "icem"):
     return dict(iterations=config.iterations, elite_fraction=config.elite_fraction,

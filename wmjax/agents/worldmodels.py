@@ -106,10 +106,6 @@ class WorldModelsHyper(NamedTuple):
   sigma_init: Any = 0.1   # CMA-ES initial step size
 
 
-
-
-
-
 def controller_size(latent_size: int, hidden_size: int, action_size: int) -> int:
   """Parameters of C: ``W [A, Z + H]`` and ``b [A]``."""
   return (latent_size + hidden_size + 1) * action_size
