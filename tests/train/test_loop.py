@@ -44,6 +44,7 @@ class ToyConfig:
   eval_every: int = 4
   eval_episodes: int = 3
   nan_at: int = -1          # an iteration whose loss is NaN (-1: never)
+  nonfinite_at: int = -1    # an iteration that meets a NaN model output (-1: never)
 
 
 class ToyHyperNT(NamedTuple):
@@ -60,7 +61,9 @@ def _build_toy(env_name, steps, config, hyper):
     x = state["x"] + hyper_.step_size * (1.0 - state["x"])
     t = state["t"] + 1
     loss = jnp.where(t == config.nan_at, jnp.nan, jnp.abs(1.0 - x))
-    return {"x": x, "t": t, "key": state["key"]}, {"toy/loss": loss, "train/episodes": 1.0}
+    return {"x": x, "t": t, "key": state["key"]}, {
+        "toy/loss": loss, "train/episodes": 1.0,
+        "nonfinite/model_outputs": jnp.where(t == config.nonfinite_at, 3, 0)}
 
   def evaluate(state, key, hyper_):
     noise = jax.random.normal(key, (config.eval_episodes,)) * 0.0
@@ -115,16 +118,17 @@ def test_a_registered_agent_trains_evaluates_and_resumes(toy, tmp_path):
   assert resumed[1:] == whole[1:]
 
 
-def test_a_nan_loss_stops_the_run_naming_where(toy, tmp_path, monkeypatch):
-  monkeypatch.setattr(presets, "PRESETS", {**presets.PRESETS, toy: (
-      presets.Preset("generic-cpu", device="cpu", steps=6,
-                     config=presets.MappingProxyType({"nan_at": 3})),
-      presets.Preset("generic-gpu", device="gpu", steps=6,
-                     config=presets.MappingProxyType({"nan_at": 3})))})
-  with pytest.raises(TrainingDiverged, match=r"non-finite toy/loss in chunk 2 \(train "
-                     r"iteration 4, 40 env steps\) for seed\(s\) \[0\]"):
-    loop.train(toy, "anything", out=tmp_path / "nan", progress=False)
+@pytest.mark.parametrize("setting, message", [
+    ("nan_at=3", r"non-finite toy/loss in chunk 2 \(train iteration 4, 40 env steps\) for "
+     r"seed\(s\) \[0\]"),
+    ("nonfinite_at=4", r"3 non-finite model outputs in chunk 2 \(train iteration 4, 40 env "
+     r"steps\) for seed\(s\) \[0\]: the model produces NaN"),
+])
+def test_a_nan_stops_the_run_naming_where(toy, tmp_path, setting, message):
+  with pytest.raises(TrainingDiverged, match=message):
+    loop.train(toy, "anything", out=tmp_path / "nan", progress=False, sets=[setting])
   assert (tmp_path / "nan" / "checkpoints" / "1").exists()   # the last good chunk is kept
+  assert not (tmp_path / "nan" / "checkpoints" / "2").exists()
 
 
 def test_presets_live_outside_the_agents_and_resolve_for_every_algo():
@@ -226,6 +230,16 @@ def test_run_folders_written_before_the_one_loop_still_load(tmp_path, name):
   after = _numbers(run)
   assert after[:len(before)] == before   # restored into today's state structure
   assert len(after) == len(before) + (algo == "dyna")
+
+
+def test_a_run_folder_of_another_state_layout_is_refused_saying_why(tmp_path):
+  run = tmp_path / "wm-v0"
+  shutil.copytree(FIXTURES / "wm-v0", run)
+  for args in (["eval", run], ["train", "worldmodels", "--resume", "--out", run]):
+    result = _invoke(*args)
+    assert result.exit_code == 2, result.output
+    assert "another layout" in result.output and "data/mask" in result.output, result.output
+    assert "Traceback" not in result.output
 
 
 # Every agent: a run interrupted after its first chunks and resumed logs exactly the lines of an

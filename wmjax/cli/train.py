@@ -52,8 +52,9 @@ def _make_command(algo: Algo):
           help=f"Run folder; default runs/{algo.name}-<env>-<time>. Refused if it already "
           "holds a run, unless --resume.")] = None,
       set_: Annotated[list[str] | None, typer.Option(
-          "--set", help=f"Override a setting, key=value, repeatable. Keys are the fields of "
-          f"{where}.")] = None,
+          "--set", help=f"Override a setting, key=value, repeatable"
+          f"{': e.g. ' + algo.set_examples if algo.set_examples else ''}. Keys are the fields "
+          f"of {where}; an unknown key lists them.")] = None,
       preset: Annotated[str | None, typer.Option(
           help=f"Start from this named preset (see `wmjax presets {algo.name}`); default: the "
           "env's tuned preset, else the generic one sized for this device.")] = None,

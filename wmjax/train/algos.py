@@ -47,6 +47,7 @@ class Algo:
   extra_postfix: tuple[tuple[str, str], ...] = ()   # (metric, label) shown on the bar
   after_chunk: Callable[[HookContext], None] | None = None
   long_help: str = ""
+  set_examples: str = ""          # e.g. "--set horizon=20 --set model_lr=3e-4", for --help
   # Model-free baselines trained by an external trainer (brax's): train(env, **kwargs) -> RunDir
   external_train: Callable[..., Any] | None = None
   # An agent whose Hyper mirrors Config fields (tabular Dyna) derives it here after --set.
@@ -154,7 +155,10 @@ register(Algo(
     length_help="Agent steps of real data in all, random initial episodes included (each "
     "agent step is action_repeat env steps); rounded up to whole episodes. Default: the "
     "preset's (2000 on dmc/CartpoleSwingup).",
-    lr_hint="--set model_lr=..."))
+    lr_hint="--set model_lr=...",
+    set_examples=(
+    "--set horizon=20 --set hidden_sizes=64,64 --set planner=mppi --set "
+    "model_lr=3e-4")))
 
 
 # Dreamer ------------------------------------------------------------------------------------
@@ -209,7 +213,10 @@ register(Algo(
     env_help="Environment, suite/name (see `wmjax envs`); vector or image observations, "
     "continuous or discrete actions.",
     lr_hint="--set model_lr=...", extra_postfix=(("model/loss", "model"),),
-    after_chunk=_dreamer_hook))
+    after_chunk=_dreamer_hook,
+    set_examples=(
+    "--set size=small (debug, xsmall, small, medium, large) --set "
+    "train_ratio=512 --set model_lr=1e-4")))
 
 
 # MBPO ---------------------------------------------------------------------------------------
@@ -261,7 +268,10 @@ register(Algo(
     long_help="Each iteration refits the probabilistic ensemble on all real data, starts "
     "rollout_batch rollouts of rollout_length model steps from replayed real states, then takes "
     "steps_per_iteration real steps with SAC, each followed by updates_per_step SAC updates on "
-    "batches that are real_ratio real data and the rest model data: one jitted program."))
+    "batches that are real_ratio real data and the rest model data: one jitted program.",
+    set_examples=(
+    "--set rollout_length=5 --set updates_per_step=20 --set real_ratio=0.1 "
+    "--set sac_lr=1e-3")))
 
 
 # MuZero -------------------------------------------------------------------------------------
@@ -351,7 +361,10 @@ register(_MuZeroAlgo(
     "othello, animal_shogi, go_9x9, ...; one-player: minatar-breakout, minatar-asterix, ...) or "
     "a discrete-action env of the registry (fast/PointMassDiscrete).",
     eval_count_field="eval_games", eval_metric="eval/win_vs_greedy", eval_label="win rate",
-    lr_hint="--set learning_rate=...", plot_kwargs=_muzero_plot))
+    lr_hint="--set learning_rate=...", plot_kwargs=_muzero_plot,
+    set_examples=(
+    "--set num_simulations=64 --set search=puct --set net=resnet --set "
+    "learning_rate=3e-4")))
 
 
 # World Models -------------------------------------------------------------------------------
@@ -379,12 +392,18 @@ def _build_worldmodels(env_name, steps, config, hyper) -> Built:
     mean, best = wm.evaluate(state, key)
     return {"eval/episode_return": mean, "eval/best_episode_return": best}
 
+  es_generation = _one(wm.es_generations)
+
+  def generation(state, hyper_):   # the controller's metrics say where it was evaluated
+    state, metrics = es_generation(state, hyper_)
+    return state, {f"{config.mode}/{k[3:]}" if k.startswith("es/") else k: v
+                   for k, v in metrics.items()}
+
   phases = (Phase("vae", _one(wm.train_vae), config.vae_epochs, config.vae_epochs_per_chunk,
                   "last", evaluate=False),
             Phase("mdn", _one(wm.train_mdn), config.mdn_epochs, config.mdn_epochs_per_chunk,
                   "last", evaluate=False),
-            Phase(config.mode, _one(wm.es_generations), config.generations, config.eval_every,
-                  "last"))
+            Phase("es", generation, config.generations, config.eval_every, "last"))
   program = Program(
       init=None, init_runs=init_runs, phases=phases, evaluate=evaluate,
       counters=lambda s: {"vae_epochs": s.vae_epochs, "mdn_epochs": s.mdn_epochs,
@@ -432,8 +451,9 @@ class _WorldModelsAlgo(Algo):
       post["eval"] = f"{record['eval/episode_return_mean']:.1f}"
     if record.get(f"{stage}/loss_mean") is not None:
       post["loss"] = f"{record[f'{stage}/loss_mean']:.3f}"
-    if record.get(f"{stage}/pop_mean_return_mean") is not None:
-      post[stage] = f"{record[f'{stage}/pop_mean_return_mean']:.1f}"
+    for mode in ("real", "dream"):
+      if record.get(f"{mode}/pop_mean_return_mean") is not None:
+        post[mode] = f"{record[f'{mode}/pop_mean_return_mean']:.1f}"
     return post
 
 
@@ -459,7 +479,10 @@ register(_WorldModelsAlgo(
     "evaluates them only inside M's dream at temperature `--set tau=...`, and the curve shows "
     "the controller's return in the real environment. Writes curve.png, reconstructions.png "
     "(V) and dream.gif / dream.png (a real episode next to M's dream from the same first "
-    "frame)."))
+    "frame).",
+    set_examples=(
+    "--set mode=dream --set tau=1.15 --set population_size=64 --set "
+    "rollouts=16 --set latent_size=32 --set episodes=1000")))
 
 
 # Tabular Dyna-Q -----------------------------------------------------------------------------
@@ -547,7 +570,9 @@ register(Algo(
     plot_kwargs=lambda built: {"keys": ("train/cumulative_reward",),
                                "y_label": "cumulative reward"},
     extra_postfix=(("train/cumulative_reward", "cumulative reward"),
-                   ("eval/steps_to_goal", "greedy path"))))
+                   ("eval/steps_to_goal", "greedy path")),
+    set_examples=(
+    "--set planning_steps=50 --set kappa=1e-3 (Dyna-Q+) --set alpha=0.5")))
 
 
 # Model-free baselines through brax's own trainers --------------------------------------------

@@ -26,7 +26,8 @@ import jax.numpy as jnp
 import orbax.checkpoint as ocp
 from jax.sharding import SingleDeviceSharding
 
-__all__ = ["Checkpointer", "CheckpointFallbackWarning", "UnrestorableCheckpointError"]
+__all__ = ["Checkpointer", "CheckpointFallbackWarning", "UnrestorableCheckpointError",
+           "CheckpointLayoutError"]
 
 # What orbax writes into a step folder when it commits it (orbax.checkpoint._src.path.atomicity).
 _COMMIT_FILE = "commit_success.txt"
@@ -39,6 +40,56 @@ class CheckpointFallbackWarning(UserWarning):
 
 class UnrestorableCheckpointError(FileNotFoundError):
   """Checkpoints exist but none of them can be restored."""
+
+
+class CheckpointLayoutError(ValueError):
+  """The checkpoints hold a training state of another layout than the one being restored: a run
+  written by another version of wmjax (or of its agent)."""
+
+
+def _paths(tree) -> dict[str, tuple]:
+  """``{path: shape}`` of a pytree's leaves, paths written alike for NamedTuple fields, dict keys
+  and sequence indices (as orbax's metadata writes them)."""
+  out = {}
+  for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+    parts = []
+    for k in path:
+      for attr in ("name", "key", "idx"):
+        if hasattr(k, attr):
+          parts.append(str(getattr(k, attr)))
+          break
+    out["/".join(parts)] = tuple(getattr(leaf, "shape", ()))
+  return out
+
+
+def _layout_difference(step_dir: pathlib.Path, abstract) -> str | None:
+  """How the state saved in ``step_dir`` differs in layout from ``abstract``, or None (also
+  when the saved layout cannot be read: the restore itself then says what is wrong)."""
+  try:
+    metadata = ocp.StandardCheckpointer().metadata(step_dir / "default")
+    tree = getattr(metadata, "item_metadata", metadata)
+    saved = _paths(getattr(tree, "tree", tree))
+  except Exception:  # no readable metadata: nothing to compare
+    return None
+  if not saved:
+    return None
+  wanted = _paths(_fill_empty(abstract))
+  only_saved = sorted(set(saved) - set(wanted))
+  missing = sorted(set(wanted) - set(saved))
+  shapes = sorted(p for p in set(saved) & set(wanted) if tuple(saved[p]) != wanted[p])
+  if not (only_saved or missing or shapes):
+    return None
+  def listed(paths):
+    return ", ".join(paths[:4]) + (f" and {len(paths) - 4} more" if len(paths) > 4 else "")
+  parts = []
+  if missing:
+    parts.append(f"fields this version expects but the checkpoint lacks: {listed(missing)}")
+  if only_saved:
+    parts.append(f"fields only in the checkpoint: {listed(only_saved)}")
+  if shapes:
+    parts.append("other shapes: " + listed([f"{p} {tuple(saved[p])} (now {wanted[p]})"
+                                             for p in shapes]))
+  return "; ".join(parts)
 
 
 def _empty(x) -> bool:
@@ -144,8 +195,13 @@ class Checkpointer:
       return x
     abstract = jax.tree.map(placed, abstract_state)
     skipped: dict[int, str] = {}
+    layouts: dict[int, str] = {}
     for candidate in steps:
       reason = _unfinished(self.directory / str(candidate))
+      if reason is None:
+        layout = _layout_difference(self.directory / str(candidate), abstract)
+        if layout is not None:
+          layouts[candidate] = reason = f"another layout ({layout})"
       if reason is None:
         try:
           restored = self._manager.restore(
@@ -163,6 +219,13 @@ class Checkpointer:
               lambda a, r: jnp.zeros(a.shape, a.dtype) if _empty(a) else r, abstract, restored)
       skipped[candidate] = reason
     self._skipped = skipped if step is None else {}
+    if layouts and set(layouts) == set(skipped):
+      newest = max(layouts)
+      raise CheckpointLayoutError(
+          f"the checkpoints in {self.directory} hold a training state of another layout than "
+          f"this version of wmjax builds for this run ({layouts[newest]}): the run was written "
+          "by an earlier version (or with other settings), and cannot be resumed or evaluated "
+          "by this one. Nothing was changed.")
     lines = "\n".join(f"  step {s}: {r}" for s, r in skipped.items())
     if step is not None:
       raise UnrestorableCheckpointError(

@@ -137,7 +137,7 @@ def reduce_chunk(metrics: dict, reduce: str, summed=()) -> dict:
       warnings.simplefilter("ignore", RuntimeWarning)
       if reduce == "last":
         out[k] = np.nanmean(v[:, -1], axis=1)
-      elif k in summed:
+      elif k in summed or k.startswith("nonfinite/"):   # counts
         out[k] = np.nansum(v, axis=(1, 2))
       else:
         out[k] = np.nanmean(v, axis=(1, 2))
@@ -199,6 +199,8 @@ def train(algo_name: str, env_name: str | None = None, *, out: str | pathlib.Pat
     env_name, steps, seed = saved["env"], saved["steps"], saved["seed"]
     config, hyper = _saved_settings(algo, saved)
     preset_name = saved.get("preset", "(not recorded)")
+    if echo is not None:
+      echo(f"{algo.title} on {env_name}: resuming {out} (preset {preset_name})")
   else:
     if (out / "config.json").exists():
       raise RunExistsError(f"{out} already holds a run (config.json is there). Pass --resume to "
@@ -241,6 +243,10 @@ def train(algo_name: str, env_name: str | None = None, *, out: str | pathlib.Pat
     return jax.jit(jax.vmap(run_chunk), donate_argnums=(0,) if donate else ())
 
   eval_fn = jax.jit(jax.vmap(program.evaluate))
+  # Each run's evaluation keys come from its own seed's key (not from a split over the run
+  # axis), so a run evaluates alike alone or inside a sweep of any size.
+  eval_keys_fn = jax.jit(jax.vmap(
+      lambda k, d: jax.random.fold_in(jax.random.fold_in(k, 10_000), d), in_axes=(0, None)))
   finite_fn = jax.jit(jax.vmap(lambda s: all_finite(program.params(s))))
   counters_fn = jax.jit(jax.vmap(program.counters))
   ckpt = Checkpointer(run.checkpoint_dir)
@@ -307,8 +313,7 @@ def train(algo_name: str, env_name: str | None = None, *, out: str | pathlib.Pat
       eval_s = 0.0
       if evaluated:
         t_eval = time.perf_counter()
-        results = jax.device_get(eval_fn(
-            state, jax.random.split(jax.random.fold_in(eval_key, done), runs), hypers))
+        results = jax.device_get(eval_fn(state, eval_keys_fn(keys, done), hypers))
         for k, v in results.items():
           _add(record, k, np.asarray(v, float).reshape(runs, -1).mean(axis=1))
         eval_s = record["time/eval_s"] = time.perf_counter() - t_eval

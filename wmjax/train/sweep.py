@@ -109,7 +109,8 @@ def run_sweep(algo_name: str, env_name: str, *, out: str | pathlib.Path, seeds: 
 
   trainable = algo_names(trainable_only=True)
   if algo_name not in trainable:
-    raise KeyError(f"unknown algorithm {algo_name!r}; sweeps know {', '.join(trainable)}")
+    raise KeyError(f"unknown algorithm {algo_name!r}; sweeps know "
+                   f"{', '.join(sorted(trainable))}")
   if seeds < 1:
     raise ValueError(f"--seeds must be >= 1, got {seeds}")
   if steps is not None and steps < 1:
