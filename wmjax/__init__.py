@@ -1,8 +1,11 @@
 """wmjax: model-based RL and world models in JAX, fused on device.
 
-Subpackages: ``wmjax.envs`` (registry and wrappers), ``wmjax.models`` (ensemble, propagation, RSSM),
-``wmjax.planners`` (CEM, iCEM, MPPI, random shooting), ``wmjax.agents`` (PETS, Dreamer),
-``wmjax.replay`` (jittable buffers), ``wmjax.train`` (run folders, checkpoints, drivers).
+Subpackages: ``wmjax.envs`` (registry and wrappers), ``wmjax.models`` (ensemble, propagation, RSSM,
+MuZero, VAE, MDN-RNN), ``wmjax.planners`` (CEM, iCEM, MPPI, random shooting, MCTS),
+``wmjax.agents`` (PETS, Dreamer, MBPO, MuZero, World Models, Dyna; ``base``: the contract with
+the driver), ``wmjax.rl`` (returns, GAE, targets), ``wmjax.replay`` (jittable buffers),
+``wmjax.train`` (the driver, the registry, run folders, sweeps) and ``wmjax.presets`` (tuned
+settings per env, as data).
 """
 
 from wmjax.types import Planner, Spec, Transition

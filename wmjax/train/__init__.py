@@ -1,1 +1,2 @@
-"""Run folders, checkpoints, plots and the drivers that call the jitted programs."""
+"""Training: the one driver (``loop``), the registry of algorithms (``algos``), run folders,
+checkpoints, sweeps (``sweep``, ``grid``, ``distributed``, ``report``), plots and figures."""

@@ -4,14 +4,13 @@ finiteness checks."""
 from __future__ import annotations
 
 import dataclasses
-import pathlib
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 __all__ = ["TrainingDiverged", "stack_hyper", "config_from_dict", "all_finite", "bad_seeds",
-           "config_dict", "load_run", "restore_or_init", "RunAxis", "run_mesh", "run_sharding",
+           "config_dict", "restore_or_init", "RunAxis", "run_mesh", "run_sharding",
            "place_runs", "SweepTooLarge", "check_memory", "tree_bytes", "resolve_axis",
            "axis_inputs", "memory_limit", "check_run_memory"]
 
@@ -241,36 +240,6 @@ def axis_inputs(axis: RunAxis, hyper, devices: int | None = 1):
   mesh = run_mesh(axis.size, devices)
   keys, hypers = place_runs((axis.keys(), axis.hypers(hyper)), mesh)
   return keys, hypers, mesh
-
-
-def load_run(run_dir: str | pathlib.Path, algo: str, config_cls, hyper_cls, build, init_of):
-  """Rebuilds a run from its folder at its last checkpoint: ``(built, state, saved, step)``.
-
-  ``build(env, steps, config, hyper)`` is the driver's builder; ``init_of(built)`` its agent's
-  ``init(key, hyper)``, whose (seed-vmapped) output structure the checkpoint is restored into.
-  """
-  from wmjax.train.checkpoint import Checkpointer
-  from wmjax.train.rundir import RunDir
-
-  if not (pathlib.Path(run_dir) / "config.json").exists():
-    raise FileNotFoundError(f"{run_dir} holds no run (no config.json); pass a folder written "
-                            "by `wmjax train`.")
-  run = RunDir(run_dir, resume=True)
-  saved = run.read_config()
-  if saved["algo"] != algo:
-    raise ValueError(f"{run.path} is a {saved['algo']} run, not {algo}")
-  config, hyper = config_from_dict(config_cls, hyper_cls, saved)
-  built = build(saved["env"], saved["steps"], config, hyper)
-  axis = RunAxis.from_saved(saved)
-  abstract = jax.eval_shape(jax.vmap(init_of(built)), axis.keys(), axis.hypers(hyper))
-  ckpt = Checkpointer(run.checkpoint_dir)
-  try:
-    if ckpt.latest_step() is None:
-      raise FileNotFoundError(f"{run.path} has no checkpoint yet (checkpoints/ is empty)")
-    step, state = ckpt.restore(abstract)
-  finally:
-    ckpt.close()
-  return built, state, saved, step
 
 
 def memory_limit() -> int | None:
