@@ -25,7 +25,7 @@ import tempfile
 import time
 
 
-def _window(records: list[dict], around: int, half: int = 5) -> list[float]:
+def _window(records: list[dict], around: int, half: int = 10) -> list[float]:
   return [r["time/host_s"] for r in records
           if "time/host_s" in r and abs(r["iteration"] - around) <= half]
 
@@ -74,10 +74,16 @@ def main(argv=None) -> dict:
       f"host_s_median_at_{args.iterations}": statistics.median(late),
       "chunk_s_median": statistics.median(r["time/chunk_s"] for r in records),
       "growth_ratio": statistics.median(late) / statistics.median(early),
+      "host_s_median_by_decile": [
+          statistics.median(r["time/host_s"] for r in part if "time/host_s" in r)
+          for part in (records[i * len(records) // 10:(i + 1) * len(records) // 10]
+                       for i in range(10))],
       "old_reread_and_plot_s_at_10": old_early,
       f"old_reread_and_plot_s_at_{args.iterations}": old_late,
   }
-  print(f"host time per iteration (median of 11): {result['host_s_median_at_10'] * 1e3:.1f} ms "
+  print("host time per iteration, median per tenth of the run (ms): " + ", ".join(
+      f"{x * 1e3:.1f}" for x in result["host_s_median_by_decile"]))
+  print(f"host time per iteration (median of 21): {result['host_s_median_at_10'] * 1e3:.1f} ms "
         f"at iteration 10, {statistics.median(late) * 1e3:.1f} ms at iteration "
         f"{args.iterations} (x{result['growth_ratio']:.2f}); device call "
         f"{result['chunk_s_median'] * 1e3:.1f} ms; the whole run {wall:.0f} s")
