@@ -199,8 +199,9 @@ def _dreamer_hook(ctx: HookContext) -> None:
   from wmjax.train.figures import save_dreamer_reconstructions
 
   if ctx.evaluated:
-    save_dreamer_reconstructions(ctx.built.extra["dreamer"], ctx.first_run(), ctx.key,
-                                 ctx.run.path / "reconstructions.png")
+    # The first run, sliced inside the jitted program: ctx.first_run() would copy the replay.
+    save_dreamer_reconstructions(ctx.built.extra["dreamer"], ctx.state, ctx.key,
+                                 ctx.run.path / "reconstructions.png", run=0)
 
 
 register(Algo(

@@ -23,23 +23,27 @@ __all__ = ["save_dreamer_reconstructions", "save_vae_reconstructions", "save_dre
 _RECONSTRUCTION_FNS: dict = {}   # (id of the agent, shapes) -> (agent, jitted function)
 
 
-def _reconstruction_fn(dreamer, sequences: int, seq_len: int, context: int):
+def _reconstruction_fn(dreamer, sequences: int, seq_len: int, context: int,
+                       run: int | None = None):
   """One jitted program per agent and shape: replayed sequences, their posterior
   reconstructions and open-loop predictions (compiled once, not traced at every evaluation).
   Keyed by the agent's identity (it holds arrays, so it cannot be hashed)."""
-  key = (id(dreamer), sequences, seq_len, context)
+  key = (id(dreamer), sequences, seq_len, context, run)
   if key not in _RECONSTRUCTION_FNS:
     if len(_RECONSTRUCTION_FNS) >= 8:
       _RECONSTRUCTION_FNS.pop(next(iter(_RECONSTRUCTION_FNS)))
     _RECONSTRUCTION_FNS[key] = (dreamer, _make_reconstruction_fn(dreamer, sequences, seq_len,
-                                                                 context))
+                                                                 context, run))
   return _RECONSTRUCTION_FNS[key][1]
 
 
-def _make_reconstruction_fn(dreamer, sequences: int, seq_len: int, context: int):
+def _make_reconstruction_fn(dreamer, sequences: int, seq_len: int, context: int,
+                            run: int | None):
   wm = dreamer.world_model
 
   def arrays(params, buffer, key):
+    if run is not None:   # one run of a run axis, taken inside the program: no copy of the replay
+      params, buffer = jax.tree.map(lambda x: x[run], (params, buffer))
     key_sample, key_observe, key_imagine = jax.random.split(key, 3)
     batch = sample_sequences(buffer, key_sample, sequences, seq_len)
     obs = batch["obs"].astype(jnp.float32)
@@ -62,17 +66,21 @@ def _make_reconstruction_fn(dreamer, sequences: int, seq_len: int, context: int)
 
 
 def save_dreamer_reconstructions(dreamer: dreamer_lib.Dreamer, state, key, path, *,
-                                 sequences: int = 4, context: int = 5) -> dict:
+                                 sequences: int = 4, context: int = 5,
+                                 run: int | None = None) -> dict:
   """Draws what the world model sees for replayed sequences of one seed: the observations, the
   decoder's reconstructions from the posterior, and open-loop predictions after ``context``
-  observed steps (the real actions, no more observations). Returns the errors it drew."""
+  observed steps (the real actions, no more observations). Returns the errors it drew.
+  ``run``: ``state`` holds a run axis (leading axis: runs); draw that run (sliced inside the
+  jitted program, so the replay buffer is not copied)."""
   import matplotlib
 
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
 
-  seq_len = min(int(state.buffer.count), 48)
-  fn = _reconstruction_fn(dreamer, sequences, seq_len, context)
+  count = state.buffer.count if run is None else state.buffer.count[run]
+  seq_len = min(int(count), 48)
+  fn = _reconstruction_fn(dreamer, sequences, seq_len, context, run)
   obs, recon, predicted = (np.asarray(x) for x in fn(state.params["model"], state.buffer, key))
   is_image = obs.ndim == 5
   errors = {"recon_mse": float(np.mean((recon - obs) ** 2)),

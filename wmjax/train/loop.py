@@ -81,7 +81,8 @@ class HookContext:
   key: jax.Array                # a fresh key for the hook's own sampling
 
   def first_run(self):
-    """The state of the run axis' first run."""
+    """The state of the run axis' first run (a copy: replay buffers included; a hook that
+    needs a few fields should slice those)."""
     return jax.tree.map(lambda x: x[0], self.state)
 
 
