@@ -22,12 +22,28 @@ app.add_typer(train_app, name="train")
 
 
 @app.callback()
-def _setup() -> None:
+def _setup(
+    imports: Annotated[list[str] | None, typer.Option(
+        "--import", help="Import this module (package.module or path/to/file.py) first: its "
+        "wmjax.envs.register_env(...) calls add your environments by name (repeatable). Or "
+        "name a factory directly: --env package.module:make_env.")] = None,
+) -> None:
   """Persistent compilation cache: a second run of the same configuration skips compiling."""
   import os
   import warnings
 
   import jax
+
+  for module in imports or []:
+    from wmjax.envs import import_envs
+
+    try:
+      added = import_envs(module)
+    except (ValueError, TypeError) as e:
+      fail(message_of(e))
+    if not added:
+      typer.secho(f"note: --import {module} registered no environment (no register_env call)",
+                  err=True)
 
   # Third-party deprecation notices (jaxopt, brax's pipelines) are not the user's to act on.
   warnings.filterwarnings("ignore", category=DeprecationWarning)

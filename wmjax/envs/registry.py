@@ -38,8 +38,10 @@ _REGISTRY: dict[str, EnvEntry] = {}
 
 
 def register(name: str, entry: EnvEntry) -> None:
-  """Adds an env under ``suite/name``."""
-  if "/" not in name:
+  """Adds an env under ``suite/name`` (or a ``module:factory`` name, see
+  :mod:`wmjax.envs.user`). For your own envs use :func:`wmjax.envs.register_env`, which checks
+  what it is given."""
+  if "/" not in name and ":" not in name:
     raise ValueError(f"env names are 'suite/name', got {name!r}")
   _REGISTRY[name] = entry
 
@@ -151,13 +153,19 @@ def names() -> list[str]:
 def entry(name: str) -> EnvEntry:
   _register_builtin()
   if name not in _REGISTRY:
+    from wmjax.envs import user
+
+    if user.is_factory_name(name):   # --env package.module:factory
+      user.register_factory_name(name)
+      return _REGISTRY[name]
     close = difflib.get_close_matches(name, _REGISTRY, n=5, cutoff=0.4)
     lowered = [n for n in _REGISTRY if name.lower().split("/")[-1] in n.lower()]
     suggestions = list(dict.fromkeys(close + lowered))[:6]
     hint = f" Did you mean: {', '.join(suggestions)}?" if suggestions else ""
     raise ValueError(
         f"unknown environment {name!r}.{hint} Run `wmjax envs` to list all "
-        f"{len(_REGISTRY)} environments (suites: dmc/, brax/, pets/, fast/, grid/)."
+        f"{len(_REGISTRY)} environments (suites: dmc/, brax/, pets/, fast/, grid/), or name "
+        "your own: --env package.module:make_env (see wmjax.envs.register_env)."
     )
   return _REGISTRY[name]
 

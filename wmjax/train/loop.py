@@ -104,6 +104,13 @@ def read_run_config(run_dir: str | pathlib.Path) -> dict:
   return saved
 
 
+def _user_env(saved: dict) -> None:
+  """A run on an env that ``--import MODULE`` registered imports that module again."""
+  from wmjax.envs import user
+
+  user.ensure_registered(saved["env"], saved.get("env_import"))
+
+
 def settings_for(algo, env_name: str, sets=(), preset: str | None = None):
   """``(config, hyper, resolved preset)`` of a new run: the preset, then ``--set``, checked."""
   from wmjax import presets as presets_lib
@@ -198,6 +205,7 @@ def train(algo_name: str, env_name: str | None = None, *, out: str | pathlib.Pat
     if saved["algo"] != algo.name:
       raise ValueError(f"{out} is a {saved['algo']} run, not {algo.name}")
     env_name, steps, seed = saved["env"], saved["steps"], saved["seed"]
+    _user_env(saved)
     config, hyper = _saved_settings(algo, saved)
     preset_name = saved.get("preset", "(not recorded)")
     if echo is not None:
@@ -226,6 +234,10 @@ def train(algo_name: str, env_name: str | None = None, *, out: str | pathlib.Pat
     d = config_dict(algo.name, env_name, steps, runs, seed, config, hyper, built.derived,
                     run_axis=axis)
     d["preset"] = preset_name
+    from wmjax.envs import user
+
+    if user.origin(env_name):   # an env registered by --import: resume and eval import it again
+      d["env_import"] = user.origin(env_name)
     run.write_config(d)
   keys, hypers, mesh = axis_inputs(axis, hyper, devices)
   eval_key = jax.random.PRNGKey(seed + 10_000)
@@ -386,6 +398,7 @@ def load_run(run_dir: str | pathlib.Path, *, replace: dict | None = None):
 
   saved = read_run_config(run_dir)
   algo = get_algo(saved["algo"])
+  _user_env(saved)
   config, hyper = _saved_settings(algo, saved)
   if replace:
     config = dataclasses.replace(config, **replace)
