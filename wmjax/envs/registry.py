@@ -2,8 +2,10 @@
 
 Suites: ``dmc/<Task>`` (every DM Control task in MuJoCo Playground, on MJX with ``impl='jax'``),
 ``brax/<name>`` (every brax env, MJX backend by default), ``pets/cartpole`` (the PETS paper's
-cart-pole), ``fast/<name>`` (tiny envs for tests) and ``grid/<maze>`` (the tabular grid mazes of
-Sutton & Barto's chapter 8: ``grid/dyna_maze``, ``grid/blocking_maze``, ``grid/shortcut_maze``).
+cart-pole), ``fast/<name>`` (tiny envs for tests), ``grid/<maze>`` (the tabular grid mazes of
+Sutton & Barto's chapter 8: ``grid/dyna_maze``, ``grid/blocking_maze``, ``grid/shortcut_maze``)
+and ``gymnax/<Name>`` (gymnax's classic control, bsuite, MinAtar and misc tasks). Your own envs:
+:func:`wmjax.envs.register_env`.
 """
 
 from __future__ import annotations
@@ -144,14 +146,33 @@ def _register_builtin() -> None:
                                               episode_length=10_000, description=description))
 
 
+@functools.cache
+def _register_gymnax() -> None:
+  """``gymnax/<Name>``: gymnax's classic control, bsuite, MinAtar and misc tasks (registered on
+  first use: importing gymnax takes seconds that a run on another suite need not pay)."""
+  try:
+    from wmjax.envs import gymnax as gymnax_suite
+  except ImportError:   # gymnax not installed: no gymnax/ suite
+    return
+  for name in gymnax_suite.suite_names():
+    register(f"gymnax/{name}", EnvEntry(
+        functools.partial(gymnax_suite.build, name),
+        episode_length=gymnax_suite.default_episode_length(name),
+        description="gymnax (Lange 2022); time limit as the env's own, kept apart from "
+                    "termination"))
+
+
 def names() -> list[str]:
   """Every registered env name, sorted."""
   _register_builtin()
+  _register_gymnax()
   return sorted(_REGISTRY)
 
 
 def entry(name: str) -> EnvEntry:
   _register_builtin()
+  if name.startswith("gymnax/") or name not in _REGISTRY:
+    _register_gymnax()
   if name not in _REGISTRY:
     from wmjax.envs import user
 
@@ -164,8 +185,8 @@ def entry(name: str) -> EnvEntry:
     hint = f" Did you mean: {', '.join(suggestions)}?" if suggestions else ""
     raise ValueError(
         f"unknown environment {name!r}.{hint} Run `wmjax envs` to list all "
-        f"{len(_REGISTRY)} environments (suites: dmc/, brax/, pets/, fast/, grid/), or name "
-        "your own: --env package.module:make_env (see wmjax.envs.register_env)."
+        f"{len(_REGISTRY)} environments (suites: dmc/, brax/, pets/, fast/, grid/, gymnax/), "
+        "or name your own: --env package.module:make_env (see wmjax.envs.register_env)."
     )
   return _REGISTRY[name]
 

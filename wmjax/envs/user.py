@@ -2,16 +2,17 @@
 
 ``register_env("mine/Reacher", make_reacher, episode_length=500)`` adds an env whose factory
 returns an object with brax's functional interface (``reset(key) -> State``,
-``step(state, action) -> State``, ``observation_size``, ``action_size``): a brax ``Env``, a MuJoCo
-Playground ``MjxEnv``, or an env of your own. :func:`wmjax.envs.make` then wraps it like every
-built-in env: actions normalised to [-1, 1] (continuous; the MuJoCo control range where the env
-has one) or checked integers (discrete, with ``num_actions``), the episode limit, action repeat,
-and ``terminated`` kept apart from ``truncated``.
+``step(state, action) -> State``, ``observation_size``, ``action_size``): a brax ``Env``, a
+MuJoCo Playground ``MjxEnv``, or an env of your own; or a gymnax environment (or what
+``gymnax.make`` returns), through :class:`wmjax.envs.gymnax.GymnaxEnv`. :func:`wmjax.envs.make`
+then wraps it like every built-in env: actions normalised to [-1, 1] (continuous; the MuJoCo
+control range where the env has one) or checked integers (discrete, with ``num_actions``), the
+episode limit, action repeat, and ``terminated`` kept apart from ``truncated``.
 
-On the command line, ``--env my_package.my_module:make_env`` (or ``--env path/to/file.py:make_env``)
-names a factory directly; the run folder records that name, so ``--resume`` and ``wmjax eval``
-import it again. ``wmjax --import my_package.my_envs train ...`` imports a module whose
-``register_env`` calls add envs by name.
+On the command line, ``--env my_package.my_module:make_env`` (or
+``--env path/to/file.py:make_env``) names a factory directly; the run folder records that name,
+so ``--resume`` and ``wmjax eval`` import it again. ``wmjax --import my_package.my_envs train
+...`` imports a module whose ``register_env`` calls add envs by name.
 """
 
 from __future__ import annotations
@@ -59,11 +60,18 @@ def _ctrl_range(env, action_size: int):
 
 
 def _build(factory: Callable, where: str, **kwargs):
+  from wmjax.envs import gymnax as gymnax_suite
+
   try:
     env = factory(**kwargs)
   except Exception as e:
     raise ValueError(f"building the environment with {where} failed: "
                      f"{type(e).__name__}: {e}") from e
+  # A gymnax env, or what gymnax.make returns (env, params): through the gymnax adapter.
+  if isinstance(env, tuple) and len(env) == 2 and gymnax_suite.is_gymnax_env(env[0]):
+    return gymnax_suite.adapt(*env)
+  if gymnax_suite.is_gymnax_env(env):
+    return gymnax_suite.adapt(env)
   _check_env(env, where)
   from wmjax.envs.base import spec_of
 
