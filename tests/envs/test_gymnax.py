@@ -30,7 +30,9 @@ def test_cartpole_steps_as_gymnax_and_terminates_apart_from_the_time_limit():
   obs, gx_state = gx.reset_env(key_reset, params)
   np.testing.assert_allclose(state.obs, obs, rtol=1e-6)
   step = jax.jit(env.step)
-  for t in range(40):   # always push right: the pole falls within a few dozen steps
+  steps = 0
+  for _ in range(40):   # always push right: the pole falls within a few dozen steps
+    steps += 1
     state = step(state, jnp.asarray(1, jnp.int32))
     key_step, key = jax.random.split(key)
     obs, gx_state, reward, done, _ = gx.step_env(key_step, gx_state, 1, params)
@@ -38,7 +40,7 @@ def test_cartpole_steps_as_gymnax_and_terminates_apart_from_the_time_limit():
     assert float(state.reward) == pytest.approx(float(reward))
     if bool(done):
       break
-  assert bool(done) and t < 39
+  assert bool(done) and steps < 40
   assert float(state.info["terminated"]) == 1.0 and float(state.info["truncated"]) == 0.0
 
 
