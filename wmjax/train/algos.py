@@ -149,8 +149,8 @@ def _build_pets(env_name, steps, config, hyper) -> Built:
 
 
 register(Algo(
-    "pets", "PETS", "probabilistic ensemble + trajectory sampling + CEM/MPPI model-predictive "
-    "control", ("wmjax.agents.pets", "PETSConfig", "PETSHyper"),
+    "pets", "PETS", "PETS: probabilistic ensemble + trajectory sampling + CEM/MPPI "
+    "model-predictive control", ("wmjax.agents.pets", "PETSConfig", "PETSHyper"),
     _build_pets,
     length_help="Agent steps of real data in all, random initial episodes included (each "
     "agent step is action_repeat env steps); rounded up to whole episodes. Default: the "
