@@ -269,6 +269,7 @@ def train(algo_name: str, env_name: str | None = None, *, out: str | pathlib.Pat
   bar = tqdm(total=built.progress_total, unit=built.progress_unit, disable=not progress,
              dynamic_ncols=True, desc=f"{algo.title} {env_name}, {seeds_label(runs)}")
   t_start = time.time()
+  records: list[dict] = []
   try:
     fresh = []
 
@@ -345,9 +346,12 @@ def train(algo_name: str, env_name: str | None = None, *, out: str | pathlib.Pat
         bar.write(f"stopped at the {minutes:g}-minute budget after {record['env_steps']} "
                   f"{built.progress_unit}s; continue with --resume --out {run.path}")
         break
-    curve.draw(records, force=True)
   finally:
     bar.close()
+    try:   # the curve as far as the run got (also when it stopped on an error)
+      curve.draw(records, force=True)
+    except Exception as e:  # a figure must never hide why the run stopped
+      warnings.warn(f"could not draw {curve.path}: {e}", stacklevel=2)
     ckpt.close()
   return run
 
