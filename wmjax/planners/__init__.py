@@ -6,6 +6,11 @@ calls ``plan(state, key, objective)`` once per environment step.
 
 from __future__ import annotations
 
+from wmjax.planners.categorical import (
+  CategoricalState,
+  make_categorical_cem,
+  make_categorical_shooting,
+)
 from wmjax.planners.cem import make_cem
 from wmjax.planners.mppi import make_mppi
 from wmjax.planners.noise import colored_noise
@@ -13,7 +18,11 @@ from wmjax.planners.random_shooting import ShootingState, make_random_shooting
 from wmjax.types import Planner
 
 __all__ = [
+  "CategoricalState",
+  "DISCRETE_PLANNERS",
   "PLANNERS",
+  "make_categorical_cem",
+  "make_categorical_shooting",
   "ShootingState",
   "colored_noise",
   "make_cem",
@@ -44,8 +53,20 @@ PLANNERS = {
 }
 
 
-def make_planner(name: str, *, horizon: int, population: int, **kwargs) -> Planner:
-  """Builds a planner by name (``PLANNERS``' keys); ``kwargs`` go to its factory."""
-  if name not in PLANNERS:
-    raise ValueError(f"unknown planner {name!r}; accepted: {', '.join(sorted(PLANNERS))}")
-  return PLANNERS[name](horizon, population, **kwargs)
+# The same names over discrete actions (one-hot into the objective, see categorical.py).
+DISCRETE_PLANNERS = {
+  "random_shooting": make_categorical_shooting,
+  "cem": make_categorical_cem,
+}
+
+
+def make_planner(name: str, *, horizon: int, population: int, discrete: bool = False,
+                 **kwargs) -> Planner:
+  """Builds a planner by name (``PLANNERS``' keys, or with ``discrete`` those of
+  ``DISCRETE_PLANNERS``); ``kwargs`` go to its factory."""
+  table = DISCRETE_PLANNERS if discrete else PLANNERS
+  if name not in table:
+    kind = "discrete" if discrete else "continuous"
+    raise ValueError(f"unknown planner {name!r} for {kind} actions; accepted: "
+                     f"{', '.join(sorted(table))}")
+  return table[name](horizon, population, **kwargs)
