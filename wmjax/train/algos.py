@@ -45,6 +45,9 @@ class Algo:
   lr_hint: str = "--set model_lr=..."
   plot_kwargs: Callable[[Built], dict] = lambda built: {}
   extra_postfix: tuple[tuple[str, str], ...] = ()   # (metric, label) shown on the bar
+  # The progress bar's fields, for an agent whose bar is not returns plus extra_postfix:
+  # (record, evaluated, built) -> {label: text}.
+  postfix_fn: Callable[[dict, bool, Built], dict] | None = None
   after_chunk: Callable[[HookContext], None] | None = None
   long_help: str = ""
   set_examples: str = ""          # e.g. "--set horizon=20 --set model_lr=3e-4", for --help
@@ -68,7 +71,9 @@ class Algo:
   def hyper_cls(self) -> type:
     return self._type(2)
 
-  def postfix(self, record: dict, evaluated: bool) -> dict:
+  def postfix(self, record: dict, evaluated: bool, built: Built) -> dict:
+    if self.postfix_fn is not None:
+      return self.postfix_fn(record, evaluated, built)
     post = return_postfix(record, evaluated and "eval/episode_return_mean" in record)
     for key, label in self.extra_postfix:
       value = record.get(key + "_mean")
@@ -333,24 +338,23 @@ def _muzero_plot(built: Built) -> dict:
   return {"x_key": "env_steps", "x_label": "env steps (agent moves)"}
 
 
-class _MuZeroAlgo(Algo):
-  def postfix(self, record: dict, evaluated: bool) -> dict:
-    post = {}
-    for opp in ("random", "greedy"):
-      if evaluated and f"eval/win_vs_{opp}_mean" in record:
-        post[f"win/loss vs {opp}"] = (f"{record[f'eval/win_vs_{opp}_mean']:.2f}/"
-                                      f"{record[f'eval/loss_vs_{opp}_mean']:.2f}")
-    if evaluated and record.get("eval/episode_return_mean") is not None:
-      post["eval"] = f"{record['eval/episode_return_mean']:.1f}"
-    if record.get("loss/total_mean") is not None:
-      post["loss"] = f"{record['loss/total_mean']:.2f}"
-    if record.get("train/episode_return_mean") is not None and "eval/win_vs_random" not in str(
-        list(record)):
-      post["return"] = f"{record['train/episode_return_mean']:.1f}"
-    return post
+def _muzero_postfix(record: dict, evaluated: bool, built: Built) -> dict:
+  post = {}
+  two_player = built.extra["two_player"]
+  for opp in ("random", "greedy"):
+    if evaluated and two_player:
+      post[f"win/loss vs {opp}"] = (f"{record[f'eval/win_vs_{opp}_mean']:.2f}/"
+                                    f"{record[f'eval/loss_vs_{opp}_mean']:.2f}")
+  if evaluated and not two_player:
+    post["eval"] = f"{record['eval/episode_return_mean']:.1f}"
+  if record.get("loss/total_mean") is not None:
+    post["loss"] = f"{record['loss/total_mean']:.2f}"
+  if not two_player and record.get("train/episode_return_mean") is not None:
+    post["return"] = f"{record['train/episode_return_mean']:.1f}"
+  return post
 
 
-register(_MuZeroAlgo(
+register(Algo(
     "muzero", "MuZero", "MuZero: learned latent model + MCTS (mctx), self-play fused on device",
     ("wmjax.agents.muzero", "MuZeroConfig", "MuZeroHyper"),
     _build_muzero,
@@ -362,7 +366,7 @@ register(_MuZeroAlgo(
     "othello, animal_shogi, go_9x9, ...; one-player: minatar-breakout, minatar-asterix, ...) or "
     "a discrete-action env of the registry (fast/PointMassDiscrete).",
     eval_count_field="eval_games", eval_metric="eval/win_vs_greedy", eval_label="win rate",
-    lr_hint="--set learning_rate=...", plot_kwargs=_muzero_plot,
+    lr_hint="--set learning_rate=...", plot_kwargs=_muzero_plot, postfix_fn=_muzero_postfix,
     set_examples=(
     "--set num_simulations=64 --set search=puct --set net=resnet --set "
     "learning_rate=3e-4")))
@@ -444,21 +448,20 @@ def _worldmodels_plot(built: Built) -> dict:
           "x_key": "generation", "x_label": "CMA-ES generation"}
 
 
-class _WorldModelsAlgo(Algo):
-  def postfix(self, record: dict, evaluated: bool) -> dict:
-    stage = record.get("stage", "")
-    post = {"stage": stage}
-    if evaluated:
-      post["eval"] = f"{record['eval/episode_return_mean']:.1f}"
-    if record.get(f"{stage}/loss_mean") is not None:
-      post["loss"] = f"{record[f'{stage}/loss_mean']:.3f}"
-    for mode in ("real", "dream"):
-      if record.get(f"{mode}/pop_mean_return_mean") is not None:
-        post[mode] = f"{record[f'{mode}/pop_mean_return_mean']:.1f}"
-    return post
+def _worldmodels_postfix(record: dict, evaluated: bool, built: Built) -> dict:
+  stage = record.get("stage", "")
+  post = {"stage": stage}
+  if evaluated:
+    post["eval"] = f"{record['eval/episode_return_mean']:.1f}"
+  if record.get(f"{stage}/loss_mean") is not None:
+    post["loss"] = f"{record[f'{stage}/loss_mean']:.3f}"
+  mode = built.config.mode   # the controller's stage logs real/... or dream/... metrics
+  if record.get(f"{mode}/pop_mean_return_mean") is not None:
+    post[mode] = f"{record[f'{mode}/pop_mean_return_mean']:.1f}"
+  return post
 
 
-register(_WorldModelsAlgo(
+register(Algo(
     "worldmodels", "World Models", "World Models (Ha & Schmidhuber 2018): VAE (V) + MDN-RNN (M) "
     "+ linear controller (C) by CMA-ES",
     ("wmjax.agents.worldmodels", "WorldModelsConfig", "WorldModelsHyper"),
@@ -470,6 +473,7 @@ register(_WorldModelsAlgo(
     env_help="A pixel environment, suite/name (see `wmjax envs`): image observations "
     "[H, W, C], continuous (or discrete) actions.",
     lr_hint="--set vae_lr=... or --set mdn_lr=...", plot_kwargs=_worldmodels_plot,
+    postfix_fn=_worldmodels_postfix,
     after_chunk=_worldmodels_hook,
     long_help="Three stages. 1. Collect `episodes` random-policy episodes and train V, a "
     "convolutional VAE, on their frames. 2. Train M, an LSTM with a mixture-of-Gaussians "

@@ -340,7 +340,7 @@ def train(algo_name: str, env_name: str | None = None, *, out: str | pathlib.Pat
       if evaluated:
         curve.draw(records)
       _bar_to(bar, built, record, done)
-      bar.set_postfix(algo.postfix(record, evaluated))
+      bar.set_postfix(algo.postfix(record, evaluated, built))
       host_s = time.perf_counter() - t_loop - chunk_s - eval_s
       if out_of_time and done < len(chunks):
         bar.write(f"stopped at the {minutes:g}-minute budget after {record['env_steps']} "
