@@ -5,11 +5,13 @@ MuZero, VAE, MDN-RNN), ``wmjax.planners`` (CEM, iCEM, MPPI, random shooting, MCT
 ``wmjax.agents`` (PETS, Dreamer, MBPO, MuZero, World Models, Dyna; ``base``: the contract with
 the driver), ``wmjax.rl`` (returns, GAE, targets), ``wmjax.replay`` (jittable buffers),
 ``wmjax.train`` (the driver, the registry, run folders, sweeps) and ``wmjax.presets`` (tuned
-settings per env, as data).
+settings per env, as data). ``wmjax.load(run_dir)`` loads a run to act with from Python
+(:mod:`wmjax.loaded`).
 """
 
+from wmjax.loaded import LoadedAgent, load
 from wmjax.types import Planner, Spec, Transition
 
 __version__ = "0.1.0"
 
-__all__ = ["Planner", "Spec", "Transition", "__version__"]
+__all__ = ["LoadedAgent", "Planner", "Spec", "Transition", "__version__", "load"]

@@ -21,6 +21,8 @@ from wmjax.cli import app
 from wmjax.train import algos, loop
 from wmjax.train.common import TrainingDiverged
 
+from .tiny import TINY_RUNS
+
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 
 
@@ -244,29 +246,7 @@ def test_a_run_folder_of_another_state_layout_is_refused_saying_why(tmp_path):
 
 # Every agent: a run interrupted after its first chunks and resumed logs exactly the lines of an
 # uninterrupted run (the kill itself is exercised for real, with SIGKILL, in test_resume.py).
-RESUMABLE = {
-    "pets": ("fast/PointMass", 200, ["initial_episodes=1", "population=16", "iterations=2",
-                                     "model_train_steps=20", "eval_every=1"]),
-    "dreamer": ("fast/PointMass", 64 + 3 * 5 * 32,
-                ["size=debug", "units=32", "deter=32", "hidden=32", "num_envs=2",
-                 "steps_per_iteration=16", "prefill=64", "batch_size=4", "seq_len=16",
-                 "train_ratio=8", "imagine_starts=16", "eval_every=5", "eval_episodes=1"]),
-    "mbpo": ("fast/PointMass", 100 + 3 * 20,
-             ["prefill_steps=100", "steps_per_iteration=20", "model_train_steps=10",
-              "rollout_batch=50", "hidden_sizes=16,16", "sac_hidden_sizes=16,16",
-              "model_batch_size=32", "sac_batch_size=32",
-              "updates_per_step=1", "eval_every=2", "eval_episodes=1"]),
-    "muzero": ("fast/PointMassDiscrete", 3 * 10 * 16,
-               ["num_envs=8", "steps_per_iteration=2", "eval_games=2", "num_simulations=4",
-                "updates_per_iteration=1", "batch_size=8", "latent=8", "hidden=16",
-                "eval_every=10"]),
-    "worldmodels": ("fast/PointMassPixels", 2,
-                    ["episodes=4", "latent_size=2", "vae_depth=4", "vae_batch_size=4",
-                     "hidden_size=2", "num_mixtures=2", "mdn_batch_size=2", "population_size=16",
-                     "rollouts=1", "eval_episodes=1", "vae_epochs=2", "mdn_epochs=2",
-                     "vae_epochs_per_chunk=1", "mdn_epochs_per_chunk=1", "eval_every=1"]),
-    "dyna": ("grid/dyna_maze", 400, ["planning_steps=5"]),
-}
+RESUMABLE = TINY_RUNS
 
 
 class _Kill(Exception):
@@ -274,10 +254,9 @@ class _Kill(Exception):
 
 
 @pytest.mark.parametrize("name", list(RESUMABLE))
-def test_every_agent_resumes_to_the_metrics_of_an_uninterrupted_run(tmp_path, name):
+def test_every_agent_resumes_to_the_metrics_of_an_uninterrupted_run(tmp_path, tiny_run, name):
   env, steps, sets = RESUMABLE[name]
-  whole = loop.train(name, env, out=tmp_path / "whole", steps=steps, seeds=2, sets=sets,
-                     progress=False)
+  whole = tiny_run(name)
   lines = _numbers(whole.path)
   assert len(lines) >= 3, lines
   algo = algos.get_algo(name)

@@ -39,14 +39,22 @@ class Phase(NamedTuple):
 
 
 class Policy(NamedTuple):
-  """Acting with a trained run's state, for one observation (vmap for a batch).
+  """Acting with one run's state in its env, one observation at a time (vmap for a batch).
 
-  ``init(state, key) -> carry`` (a planner's warm start, a recurrent state, or ``()``) and
-  ``act(state, carry, obs, key, deterministic) -> (carry, action)``.
+  - ``init(state, hyper, key) -> carry``: what acting carries from step to step for one
+    episode (a planner's warm start, a recurrent latent and the previous action, or ``()``).
+  - ``act(state, hyper, carry, obs, key, deterministic) -> (carry, action)``: the action the
+    env's ``step`` takes. ``deterministic`` (a Python bool) picks the policy's mode (or mean)
+    rather than a sample; planners and searches use ``key`` either way.
+
+  Both are pure and traceable; :func:`wmjax.rl.rollout.policy_returns` runs episodes with
+  them, and an agent's ``evaluate`` is those returns on its evaluation keys, so a loaded policy
+  (:func:`wmjax.load`) scores exactly what the run's evaluator reported.
   """
 
-  init: Callable[[State, Key], Any]
+  init: Callable[[State, Hyper, Key], Any]
   act: Callable[..., tuple[Any, Array]]
+  deterministic: bool = True   # how the agent's evaluator acts (its default when loaded)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +80,7 @@ class Program:
   - ``eval_count_field``: the ``Config`` field holding the episodes (or games) per evaluation,
     which ``wmjax eval --episodes`` replaces.
   - ``summed``: metric names summed over a chunk rather than averaged (counts).
+  - ``policy``: acting in the env with a run's state (:class:`Policy`), for :func:`wmjax.load`.
   """
 
   init: Callable[[Key, Hyper], State] | None

@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from wmjax.agents.base import Policy
 from wmjax.models import rssm
 from wmjax.nets import heads
 from wmjax.nets.mlp import MLP
@@ -41,6 +42,7 @@ from wmjax.rl.returns import (
     percentile_ema_scale,
     percentile_ema_update,
 )
+from wmjax.rl.rollout import policy_returns
 from wmjax.types import Array, Key
 
 __all__ = ["DreamerConfig", "DreamerHyper", "DreamerState", "Dreamer", "make_dreamer", "SIZES",
@@ -201,6 +203,7 @@ class Dreamer(NamedTuple):
   world_model: rssm.WorldModelFns
   model_config: rssm.WorldModelConfig
   preprocess: Callable    # (obs) -> obs as the model sees it
+  acting: Policy          # acting in the env with a state (evaluation, wmjax.load)
 
 
 def _adam(clip: float):
@@ -507,37 +510,37 @@ def make_dreamer(env, config: DreamerConfig) -> Dreamer:
     state, _ = jax.lax.scan(prefill, state, None, length=config.prefill_iterations)
     return state
 
-  def evaluate(state: DreamerState, key: Key) -> Array:
-    """Returns of ``eval_episodes`` full episodes (in parallel): the policy's mean for
-    continuous actions, samples for discrete ones."""
-    n = config.eval_episodes
-    key_reset, key_steps = jax.random.split(key)
-    env_state = jax.vmap(env.reset)(jax.random.split(key_reset, n))
-    latent = wm.initial((n,))
-    prev_action = jnp.zeros((n, action_size))
+  # --- acting with a trained state (evaluation, wmjax.load) ---
+  def act_init(state: DreamerState, hyper, key):
+    """The carry of one episode: the RSSM latent, the previous model action and the first-step
+    flag, each with a leading axis of 1 (the model's batch)."""
+    return (wm.initial((1,)), jnp.zeros((1, action_size)), jnp.ones((1,)))
+
+  def act(state: DreamerState, hyper, carry, obs, key, deterministic: bool = True):
+    """Filters ``obs`` into the latent, then acts from its features: the policy's mode
+    (``deterministic``) or a sample."""
+    latent, prev_action, first = carry
+    keys = _step_keys(key)
     params = state.params
+    embed = wm.encode(params["model"], preprocess(obs)[None])
+    latent, _ = wm.obs_step(params["model"], keys.model, latent, prev_action, embed, first)
+    env_action, model_action, _ = policy(params["actor"], keys.policy, rssm.features(latent),
+                                         deterministic)
+    return (latent, model_action, jnp.zeros((1,))), env_action[0]
 
-    def step(carry, key_t):
-      env_state, latent, prev_action, ret, first = carry
-      keys = _step_keys(key_t)
-      obs = preprocess(env_state.obs)
-      embed = wm.encode(params["model"], obs)
-      latent, _ = wm.obs_step(params["model"], keys.model, latent, prev_action, embed, first)
-      # Continuous: the mean action. Discrete: a sample (the argmax of a policy that is still
-      # spread over near-equal actions repeats one action and can do worse than random).
-      env_action, model_action, _ = policy(params["actor"], keys.policy, rssm.features(latent),
-                                           not discrete)
-      alive = 1.0 - env_state.done
-      env_state = jax.vmap(env.step)(env_state, env_action)
-      ret = ret + alive * env_state.reward
-      return (env_state, latent, model_action, ret, jnp.zeros((n,))), None
+  # Continuous actions are evaluated at the policy's mean; discrete ones by sampling (the argmax
+  # of a policy still spread over near-equal actions repeats one action and can do worse than
+  # random).
+  acting = Policy(act_init, act, deterministic=not discrete)
 
-    init = (env_state, latent, prev_action, jnp.zeros((n,)), jnp.ones((n,)))
-    (_, _, _, ret, _), _ = jax.lax.scan(step, init, jax.random.split(key_steps,
-                                                                     env.steps_per_episode))
-    return ret
+  def evaluate(state: DreamerState, key: Key) -> Array:
+    """Returns of ``eval_episodes`` full episodes, in parallel
+    (:func:`wmjax.rl.rollout.policy_returns`)."""
+    return policy_returns(env, acting, state, None, key, config.eval_episodes,
+                          acting.deterministic)
 
-  return Dreamer(init, train_iteration, collect, update, evaluate, policy, wm, mcfg, preprocess)
+  return Dreamer(init, train_iteration, collect, update, evaluate, policy, wm, mcfg, preprocess,
+                 acting)
 
 
 def param_count(params) -> int:

@@ -110,6 +110,8 @@ class Dyna(NamedTuple):
   run_episodes: Callable[[DynaState, jax.Array, int], tuple[DynaState, jax.Array]]   # [E]
   run_steps: Callable[[DynaState, jax.Array, int], tuple[DynaState, jax.Array]]   # rewards [T]
   greedy_action: Callable[[DynaState, jax.Array, jax.Array], jax.Array]   # ties at random
+  # Epsilon-greedy from uniform noise [A + 2] at a cell (the behaviour policy)
+  act: Callable[[DynaState, jax.Array, jax.Array], jax.Array]
 
 
 def _as_grid_maze(env) -> GridMaze:
@@ -276,4 +278,5 @@ def make_dyna(env: GridMaze | MazeSpec | Maze | str, config: DynaConfig = DynaCo
     return jax.lax.scan(body, state, jax.random.split(key, num_steps))
 
   return Dyna(init=init, step=step, plan=plan, run_episode=run_episode,
-              run_episodes=run_episodes, run_steps=run_steps, greedy_action=greedy_action)
+              run_episodes=run_episodes, run_steps=run_steps, greedy_action=greedy_action,
+              act=act)

@@ -26,8 +26,10 @@ import jax
 import jax.numpy as jnp
 
 from wmjax.agents import sac as sac_lib
+from wmjax.agents.base import Policy
 from wmjax.models import ensemble as ensemble_lib
 from wmjax.replay.transitions import RingBuffer, add_batch, init_ring, sample_rows
+from wmjax.rl.rollout import policy_returns
 from wmjax.types import Array, Key, Metrics, Transition
 
 __all__ = ["MBPOConfig", "MBPOHyper", "MBPOState", "MBPO", "make_mbpo"]
@@ -121,6 +123,7 @@ class MBPO(NamedTuple):
   evaluate: Any          # (state, key) -> returns [eval_episodes] (deterministic policy)
   ensemble: ensemble_lib.Ensemble
   sac: sac_lib.SAC
+  policy: Policy         # acting with a state's actor (wmjax.load)
 
 
 def make_mbpo(env, config: MBPOConfig, total_steps: int) -> MBPO:
@@ -274,28 +277,22 @@ def make_mbpo(env, config: MBPOConfig, total_steps: int) -> MBPO:
                           iteration=state.iteration + 1)
     return new_state, metrics
 
+  def policy_init(state: MBPOState, hyper, key):
+    return ()
+
+  def policy_act(state: MBPOState, hyper, carry, obs, key, deterministic: bool = True):
+    """SAC's action for one observation: the mean (deterministic) or a sample."""
+    return carry, sac.act(state.sac.actor, _raw(key), obs, deterministic=deterministic)
+
+  policy = Policy(policy_init, policy_act)
+
   def evaluate(state: MBPOState, key) -> Array:
-    """Returns of ``eval_episodes`` episodes with the deterministic (mean) policy, vmapped."""
-    keys = jax.random.split(_raw(key), cfg.eval_episodes)
-
-    def episode(k):
-      env_state = env.reset(k)
-
-      def body(carry, _):
-        s, ret, ended = carry
-        action = sac.act(state.sac.actor, k, s.obs, deterministic=True)
-        s = env.step(s, action)
-        ret = ret + s.reward * (1.0 - ended)
-        return (s, ret, jnp.maximum(ended, s.done)), None
-
-      (_, ret, _), _ = jax.lax.scan(body, (env_state, jnp.zeros(()), jnp.zeros(())), None,
-                                    length=env.steps_per_episode)
-      return ret
-
-    return jax.vmap(episode)(keys)
+    """Returns of ``eval_episodes`` episodes with the deterministic (mean) policy, vmapped
+    (:func:`wmjax.rl.rollout.policy_returns`)."""
+    return policy_returns(env, policy, state, None, _raw(key), cfg.eval_episodes)
 
   return MBPO(config=cfg, init=init, train_iteration=train_iteration, evaluate=evaluate,
-              ensemble=ensemble, sac=sac)
+              ensemble=ensemble, sac=sac, policy=policy)
 
 
 def _raw(key: Key) -> Key:

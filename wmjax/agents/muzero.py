@@ -34,6 +34,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from wmjax.agents.base import Policy
 from wmjax.envs.pgx import Game, GameState
 from wmjax.models import muzero as mz
 from wmjax.planners.mcts import (
@@ -174,6 +175,9 @@ class MuZero(NamedTuple):
   game: Game
   window: int                   # moves per replayed window: K + n + 1
   td_steps: int
+  # Acting in one game (wmjax.load): the observation is the GameState (observation and legal
+  # moves of the player to move); the carry is ().
+  acting: Policy
 
 
 def _optimizer(hyper: MuZeroHyper, max_grad_norm: float):
@@ -426,5 +430,17 @@ def make_muzero(game: Game, config: MuZeroConfig) -> MuZero:
                                     ply_discount(game, hyper.discount), False)
     return out.action
 
+  def act_init(state, hyper, key):
+    return ()
+
+  def act_one(state, hyper, carry, games: GameState, key, deterministic: bool = True):
+    """The search's move in one game (``deterministic``: no exploration noise, as evaluated;
+    else self-play's)."""
+    one = jax.tree.map(lambda x: x[None], games)
+    out: SearchOutput = eval_search(state.params, key, one.observation, one.legal,
+                                    ply_discount(game, hyper.discount), not deterministic)
+    return carry, out.action[0]
+
   return MuZero(init=init, train_iteration=train_iteration, search=search, policy=policy,
-                loss=loss_fn, net=net, game=game, window=window, td_steps=n)
+                loss=loss_fn, net=net, game=game, window=window, td_steps=n,
+                acting=Policy(act_init, act_one))

@@ -31,8 +31,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from wmjax.agents.base import Policy
 from wmjax.models.mdnrnn import MDNRNNConfig, MDNRNNFns, make_mdnrnn, mdn_sample
 from wmjax.models.vae import VAEConfig, VAEFns, make_vae
+from wmjax.rl.rollout import policy_returns
 from wmjax.types import Array, Key
 
 __all__ = ["WorldModelsConfig", "WorldModelsHyper", "WorldModelsState", "WorldModels",
@@ -159,6 +161,7 @@ class WorldModels(NamedTuple):
   vae_config: VAEConfig
   mdn_config: MDNRNNConfig
   num_params: int
+  acting: Policy            # acting in the real env with the CMA-ES mean (wmjax.load)
 
 
 def cma_es_generation(es, params, es_state, key: Key,
@@ -422,12 +425,34 @@ def make_worldmodels(env, config: WorldModelsConfig) -> WorldModels:
                      es_state.mean)
     return es._unravel_solution(best)  # noqa: SLF001 (evosax has no public unravel)
 
+  def acting(controller: Callable) -> Policy:
+    """Acting in the real env with ``controller(es_state)`` (the CMA-ES mean or best): V
+    encodes each frame into z (a sample, as the paper; the mean when ``deterministic``), C acts
+    on (z, h), and M's LSTM, the carry, steps on (z, action)."""
+
+    def init_carry(state, hyper, key):
+      return mdn.initial_carry()
+
+    def act_one(state, hyper, lstm, obs, key, deterministic: bool = False):
+      frame = unit(store(obs))
+      if deterministic:
+        z = vae.encode(state.vae_params, frame)[0]
+      else:
+        z = vae.sample(state.vae_params, key, frame)
+      action, model_action = act(controller(state.es), z, lstm.h)
+      lstm, _ = mdn.step(state.mdn_params, lstm, z, model_action)
+      return lstm, action
+
+    return Policy(init_carry, act_one, deterministic=False)
+
+  acting_mean, acting_best = acting(controller_mean), acting(controller_best)
+
   def evaluate(state, key):
-    """Real-env returns ``[eval_episodes]`` of the CMA-ES mean and of the best candidate."""
-    keys = jax.random.split(key, config.eval_episodes)
-    run = jax.vmap(real_episode, (None, None, None, 0))
-    mean = run(controller_mean(state.es), state.vae_params, state.mdn_params, keys)
-    best = run(controller_best(state.es), state.vae_params, state.mdn_params, keys)
+    """Real-env returns ``[eval_episodes]`` of the CMA-ES mean and of the best candidate, on the
+    same keys (:func:`wmjax.rl.rollout.policy_returns`)."""
+    n = config.eval_episodes
+    mean = policy_returns(env, acting_mean, state, None, key, n, deterministic=False)
+    best = policy_returns(env, acting_best, state, None, key, n, deterministic=False)
     return mean, best
 
   def dream_rollout(ctrl, vae_params, mdn_params, key):
@@ -445,4 +470,4 @@ def make_worldmodels(env, config: WorldModelsConfig) -> WorldModels:
                      dream_returns=dream_episode, dream_rollout=dream_rollout, act=act,
                      controller_mean=controller_mean, controller_best=controller_best, es=es,
                      vae=vae, mdn=mdn, vae_config=vae_config, mdn_config=mdn_config,
-                     num_params=num_params)
+                     num_params=num_params, acting=acting_mean)

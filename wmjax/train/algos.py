@@ -19,7 +19,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from wmjax.agents.base import Phase, Program
+from wmjax.agents.base import Phase, Policy, Program
+from wmjax.rl.rollout import policy_episode
 from wmjax.train.common import return_postfix
 from wmjax.train.loop import Built, HookContext
 
@@ -191,7 +192,8 @@ def _build_dreamer(env_name, steps, config, hyper) -> Built:
       evaluate=lambda s, k, h: _episodes(dreamer.evaluate(s, k)),
       counters=lambda s: {"agent_steps": s.agent_steps, "env_steps": s.agent_steps * repeat,
                           "updates": s.updates},
-      params=lambda s: s.params, eval_every=config.eval_every, losses=("model/loss",))
+      params=lambda s: s.params, eval_every=config.eval_every, losses=("model/loss",),
+      policy=dreamer.acting)
   derived = {"updates_per_iteration": config.updates_per_iteration,
              "prefill_iterations": config.prefill_iterations, "iterations": iterations,
              "model": dataclasses.asdict(dreamer.model_config),
@@ -246,7 +248,7 @@ def _build_mbpo(env_name, steps, config, hyper) -> Built:
       counters=lambda s: {"agent_steps": s.agent_steps, "env_steps": s.agent_steps * repeat,
                           "sac_updates": s.sac.updates},
       params=lambda s: (s.sac.actor, s.sac.critic, s.model.params),
-      eval_every=config.eval_every)
+      eval_every=config.eval_every, policy=mbpo.policy)
   derived = {"iterations": iterations, "real_per_batch": config.real_per_batch,
              "model_capacity": config.model_capacity, "spec": dataclasses.asdict(env.spec)}
   return Built(env, program, config, hyper, derived, progress_total=steps * repeat,
@@ -321,7 +323,7 @@ def _build_muzero(env_name, steps, config, hyper) -> Built:
       init=agent.init, phases=(Phase("train", agent.train_iteration, iterations, chunk),),
       evaluate=muzero_evaluate(agent, config, game.two_player),
       counters=lambda s: {"env_steps": s.moves, "updates": s.updates},
-      params=lambda s: s.params, eval_every=config.eval_every)
+      params=lambda s: s.params, eval_every=config.eval_every, policy=agent.acting)
   derived = {"iterations": iterations, "window": agent.window, "td_steps": agent.td_steps,
              "players": game.num_players, "num_actions": game.num_actions,
              "obs_shape": list(game.obs_shape), "max_steps": game.max_steps}
@@ -415,7 +417,7 @@ def _build_worldmodels(env_name, steps, config, hyper) -> Built:
                           "generation": s.generations,
                           "env_steps": data_env_steps + s.generations * es_env_steps},
       params=lambda s: (s.vae_params, s.mdn_params), eval_every=config.eval_every,
-      losses=("vae/loss", "mdn/loss"))
+      losses=("vae/loss", "mdn/loss"), policy=wm.acting)
   derived = {"chunks": len(program.chunks()), "controller_params": wm.num_params,
              "cma_es_default_population": wm_lib.min_population_size(wm.num_params),
              "data_env_steps": data_env_steps, "env_steps_per_generation": es_env_steps,
@@ -495,26 +497,31 @@ register(Algo(
 DYNA_CHUNK_STEPS = 100   # real steps per iteration (one metrics line each)
 
 
-def greedy_steps(dyna, maze, state, key, max_steps: int) -> jax.Array:
+def dyna_policy(dyna, maze) -> Policy:
+  """Acting on a maze with a Dyna run's state ``(agent, total, key)``: greedy in Q with ties
+  at random (``deterministic``), else epsilon-greedy. The observation is the cell's one-hot."""
+
+  def init(carry, hyper, key):
+    return ()
+
+  def act(carry, hyper, policy_carry, obs, key, deterministic: bool = True):
+    agent = carry[0]
+    cell = jnp.argmax(obs).astype(jnp.int32)
+    if deterministic:
+      return policy_carry, dyna.greedy_action(agent, key, cell)
+    noise = jax.random.uniform(key, (maze.action_size + 2,))
+    return policy_carry, dyna.act(agent, noise, cell)
+
+  return Policy(init, act)
+
+
+def greedy_steps(dyna, maze, carry, key, max_steps: int) -> jax.Array:
   """Steps the greedy policy (ties at random) takes from the start to the goal on the maze as it
   is now (its clock kept), without learning; ``max_steps`` if it does not get there."""
   grid = getattr(maze, "unwrapped", maze)
-  env_state = grid.restart(state.env_state)
-
-  def cond(carry):
-    _, _, steps, done = carry
-    return (done == 0) & (steps < max_steps)
-
-  def body(carry):
-    env_state, key, steps, _ = carry
-    key, key_act = jax.random.split(key)
-    action = dyna.greedy_action(state, key_act, env_state.info["cell"])
-    env_state = grid.step(env_state, action)
-    return env_state, key, steps + 1, env_state.done
-
-  carry = (env_state, key, jnp.zeros((), jnp.int32), jnp.zeros((), jnp.float32))
-  _, _, steps, done = jax.lax.while_loop(cond, body, carry)
-  return jnp.where(done > 0, steps, max_steps)
+  _, length = policy_episode(grid, dyna_policy(dyna, grid), carry, None, key, True,
+                             steps=max_steps, start=grid.restart(carry[0].env_state))
+  return length
 
 
 def _build_dyna(env_name, steps, config, hyper) -> Built:
@@ -548,13 +555,13 @@ def _build_dyna(env_name, steps, config, hyper) -> Built:
   def evaluate(carry, key, hyper_):
     keys = jax.random.split(key, episodes)
     return {"eval/steps_to_goal": jax.vmap(
-        lambda k: greedy_steps(dyna, maze, carry[0], k, cap))(keys).astype(jnp.float32)}
+        lambda k: greedy_steps(dyna, maze, carry, k, cap))(keys).astype(jnp.float32)}
 
   program = Program(
       init=init, phases=(Phase("train", iteration, math.ceil(steps / DYNA_CHUNK_STEPS),
                                reduce="last"),),
       evaluate=evaluate, counters=lambda c: {"env_steps": c[0].env_state.info["t"]},
-      params=lambda c: c[0].q, eval_every=1)
+      params=lambda c: c[0].q, eval_every=1, policy=dyna_policy(dyna, grid))
   derived = {"chunks": program.phases[0].iterations, "chunk_steps": DYNA_CHUNK_STEPS,
              "cells": grid.num_cells, "greedy_cap": cap}
   return Built(maze, program, config, hyper, derived,

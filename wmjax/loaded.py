@@ -1,0 +1,133 @@
+"""Load a run and act from Python: :func:`load` gives a :class:`LoadedAgent` for one run of a run
+folder (one seed of a multi-seed run, one point of a sweep), with the env it was trained on.
+
+    agent = wmjax.load("runs/pets")
+    carry = agent.init(key)                          # per-episode carry (planner, RSSM, ...)
+    carry, action = agent.act(carry, obs, key)       # one observation; jax.vmap for a batch
+
+``init`` and ``act`` are pure and jittable. A :class:`LoadedAgent` is a pytree (its run's
+state and hyperparameters are its leaves), so it can be passed into ``jax.jit`` as an argument
+rather than baked into the program as constants. Acting follows the run's evaluator exactly:
+:meth:`LoadedAgent.episode_returns` on a key gives the returns that the agent's evaluation
+reports for that key (see :mod:`wmjax.rl.rollout` for how a key is used).
+
+The state is restored onto the devices of the loading process (a run trained on a GPU acts on
+a CPU). The whole checkpoint is read (replay buffers included), then only the chosen run kept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+from typing import Any
+
+import jax
+
+from wmjax.agents.base import Policy
+from wmjax.rl.rollout import policy_returns
+from wmjax.types import Array, Key
+
+__all__ = ["LoadedAgent", "load"]
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedAgent:
+  """One run of a run folder, ready to act. ``state`` and ``hyper`` are this run's (no run
+  axis). ``env`` is the env it was trained on (for MuZero, the :class:`~wmjax.envs.pgx.Game`:
+  its ``act`` takes the game state, which holds the observation and the legal moves)."""
+
+  state: Any
+  hyper: Any
+  policy: Policy = dataclasses.field(metadata={"static": True})
+  env: Any = dataclasses.field(metadata={"static": True})
+  algo: str = dataclasses.field(metadata={"static": True})
+  env_name: str = dataclasses.field(metadata={"static": True})
+  run: int = dataclasses.field(metadata={"static": True})
+  runs: int = dataclasses.field(metadata={"static": True})
+  seed_index: int = dataclasses.field(metadata={"static": True})
+  point: tuple = dataclasses.field(metadata={"static": True})   # ((field, value), ...)
+  step: int = dataclasses.field(metadata={"static": True})   # the checkpoint's chunk count
+  deterministic: bool = dataclasses.field(metadata={"static": True})
+  config: Any = dataclasses.field(metadata={"static": True})
+  path: str = dataclasses.field(metadata={"static": True})
+
+  def init(self, key: Key, batch: int | None = None):
+    """The carry at the start of an episode; ``batch``: carries for that many envs (stacked on
+    a leading axis, for ``jax.vmap(agent.act)``)."""
+    if batch is None:
+      return self.policy.init(self.state, self.hyper, key)
+    return jax.vmap(lambda k: self.policy.init(self.state, self.hyper, k))(
+        jax.random.split(key, batch))
+
+  def act(self, carry, obs, key: Key) -> tuple[Any, Array]:
+    """``(carry, action)`` for one observation: the action the env's ``step`` takes."""
+    return self.policy.act(self.state, self.hyper, carry, obs, key, self.deterministic)
+
+  def episode_returns(self, key: Key, episodes: int) -> Array:
+    """Returns ``[episodes]`` of full episodes in the env, in parallel: what the run's own
+    evaluator reports for ``key`` (for agents evaluated by episode return)."""
+    if self.algo == "muzero":
+      raise TypeError("a MuZero run acts in a Game (init/step with keys); run episodes with "
+                      "wmjax.agents.arena.play_episodes or play_match")
+    return policy_returns(self.env, self.policy, self.state, self.hyper, key, episodes,
+                          self.deterministic)
+
+  def with_deterministic(self, deterministic: bool) -> LoadedAgent:
+    """The same run, acting by the policy's mode (True) or by sampling (False)."""
+    return dataclasses.replace(self, deterministic=bool(deterministic))
+
+  def __repr__(self) -> str:
+    which = f"seed {self.seed_index}" + (f", {dict(self.point)}" if self.point else "")
+    return (f"LoadedAgent({self.algo} on {self.env_name}, run {self.run} of {self.runs} "
+            f"({which}), checkpoint {self.step}, deterministic={self.deterministic}, "
+            f"from {self.path})")
+
+
+jax.tree_util.register_dataclass(LoadedAgent)
+
+
+def load(run_dir: str | pathlib.Path, *, run: int = 0, seed: int | None = None,
+         deterministic: bool | None = None) -> LoadedAgent:
+  """Loads the last checkpoint of one run of the run folder ``run_dir`` for acting.
+
+  ``run``: the index on the folder's run axis (seeds, or hyperparameter points x seeds for a
+  sweep; ``config.json`` lists them), or ``seed``: the seed index (0 .. seeds - 1) of a run
+  with one hyperparameter point. ``deterministic``: act by the policy's mode (or mean) rather
+  than by sampling; default: as the agent's evaluator acts (sampled for Dreamer with discrete
+  actions and for World Models' V, the mode otherwise).
+  """
+  from wmjax.train.common import RunAxis
+  from wmjax.train.loop import load_run, read_run_config
+
+  run_dir = pathlib.Path(run_dir)
+  saved = read_run_config(run_dir)
+  if saved["algo"] in ("sac", "ppo"):
+    raise NotImplementedError(
+        f"{run_dir} is a run of brax's {saved['algo'].upper()} trainer; load its parameters "
+        f"with brax (checkpoints/seed_<i>/, brax.training.agents.{saved['algo']}.checkpoint)")
+  axis = RunAxis.from_saved(saved)
+  if seed is not None:
+    if len(axis.points) != 1:
+      raise ValueError(f"{run_dir} is a sweep over {len(axis.points)} hyperparameter points; "
+                       f"choose one of its {axis.size} runs with run=")
+    if not 0 <= seed < axis.seeds:
+      raise ValueError(f"seed {seed} is not in {run_dir}: it has seeds 0..{axis.seeds - 1}")
+    run = seed
+  if not 0 <= run < axis.size:
+    raise ValueError(f"run {run} is not in {run_dir}: it has {axis.size} run(s), 0.."
+                     f"{axis.size - 1}")
+  algo, built, state, saved, step = load_run(run_dir)
+  program = built.program
+  if program.policy is None:
+    raise NotImplementedError(f"the {algo.name} agent has no policy to act with")
+  hypers = axis.hypers(built.hyper)
+  one = jax.tree.map(lambda x: x[run], (state, hypers))
+  del state
+  point_index, seed_index = axis.runs[run]
+  policy = program.policy
+  return LoadedAgent(
+      state=one[0], hyper=one[1], policy=policy, env=built.env, algo=algo.name,
+      env_name=saved["env"], run=run, runs=axis.size, seed_index=int(seed_index),
+      point=tuple(sorted(axis.points[point_index].items())), step=int(step),
+      deterministic=policy.deterministic if deterministic is None else bool(deterministic),
+      config=built.config, path=str(run_dir))
