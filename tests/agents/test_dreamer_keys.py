@@ -56,7 +56,9 @@ def test_evaluate_samples_latent_and_action_with_different_keys(monkeypatch):
   for calls in seen.values():   # init steps the model too; only evaluate's steps count here
     calls.clear()
   jax.block_until_ready(dreamer.evaluate(state, jax.random.PRNGKey(1)))
-  assert len(seen["obs_step"]) == len(seen["model"]) == len(seen["policy"]) == 3
+  # 3 steps of each of the (vmapped) evaluation episodes, each episode on its own keys
+  steps = 3 * TINY.eval_episodes
+  assert len(seen["obs_step"]) == len(seen["model"]) == len(seen["policy"]) == steps
   for latent_key, model_key, policy_key in zip(*seen.values(), strict=True):
     np.testing.assert_array_equal(latent_key, model_key)
     assert not np.array_equal(latent_key, policy_key)
