@@ -90,6 +90,9 @@ def load(run_dir: str | pathlib.Path, *, run: int = 0, seed: int | None = None,
          deterministic: bool | None = None) -> LoadedAgent:
   """Loads the last checkpoint of one run of the run folder ``run_dir`` for acting.
 
+  Runs of every agent load, brax's SAC and PPO (``wmjax train sac|ppo``) included (their
+  ``step`` is brax's env-step count of the checkpoint).
+
   ``run``: the index on the folder's run axis (seeds, or hyperparameter points x seeds for a
   sweep; ``config.json`` lists them), or ``seed``: the seed index (0 .. seeds - 1) of a run
   with one hyperparameter point. ``deterministic``: act by the policy's mode (or mean) rather
@@ -101,10 +104,6 @@ def load(run_dir: str | pathlib.Path, *, run: int = 0, seed: int | None = None,
 
   run_dir = pathlib.Path(run_dir)
   saved = read_run_config(run_dir)
-  if saved["algo"] in ("sac", "ppo"):
-    raise NotImplementedError(
-        f"{run_dir} is a run of brax's {saved['algo'].upper()} trainer; load its parameters "
-        f"with brax (checkpoints/seed_<i>/, brax.training.agents.{saved['algo']}.checkpoint)")
   axis = RunAxis.from_saved(saved)
   if seed is not None:
     if len(axis.points) != 1:
@@ -116,6 +115,8 @@ def load(run_dir: str | pathlib.Path, *, run: int = 0, seed: int | None = None,
   if not 0 <= run < axis.size:
     raise ValueError(f"run {run} is not in {run_dir}: it has {axis.size} run(s), 0.."
                      f"{axis.size - 1}")
+  if saved["algo"] in ("sac", "ppo"):
+    return _load_brax(run_dir, saved, run, deterministic)
   algo, built, state, saved, step = load_run(run_dir)
   program = built.program
   if program.policy is None:
@@ -131,3 +132,75 @@ def load(run_dir: str | pathlib.Path, *, run: int = 0, seed: int | None = None,
       point=tuple(sorted(axis.points[point_index].items())), step=int(step),
       deterministic=policy.deterministic if deterministic is None else bool(deterministic),
       config=built.config, path=str(run_dir))
+
+
+def _load_brax(run_dir: pathlib.Path, saved: dict, seed_index: int,
+               deterministic: bool | None) -> LoadedAgent:
+  """A run of brax's SAC or PPO trainer (``wmjax train sac|ppo``): the last parameter checkpoint
+  of one seed (``checkpoints/seed_<i>/<step>``), acting through brax's own inference function,
+  in a wmjax env with the run's episode length and action repeat."""
+  import importlib
+
+  from brax.training import checkpoint as brax_checkpoint
+
+  from wmjax import envs
+  from wmjax.train.brax_runner import _jax_compat
+
+  _jax_compat()
+  algo = saved["algo"]
+  folder = run_dir / "checkpoints" / f"seed_{seed_index}"
+  steps = sorted(p for p in folder.iterdir() if p.name.isdigit()) if folder.is_dir() else []
+  if not steps:
+    raise FileNotFoundError(f"{folder} holds no checkpoint of brax's {algo.upper()} trainer")
+  checkpoint = importlib.import_module(f"brax.training.agents.{algo}.checkpoint")
+  networks = importlib.import_module(f"brax.training.agents.{algo}.networks")
+  factory = getattr(networks, f"make_{algo}_networks")
+  network = brax_checkpoint.get_network(_brax_network_config(steps[-1], algo), factory)
+  params = jax.device_put(checkpoint.load(steps[-1]))
+  make_policy = networks.make_inference_fn(network)
+
+  def init(state, hyper, key):
+    return ()
+
+  def act(state, hyper, carry, obs, key, deterministic: bool = True):
+    action, _ = make_policy(state, deterministic=deterministic)(obs, key)
+    return carry, action
+
+  config = saved["config"]
+  env = envs.make(saved["env"], episode_length=int(config["episode_length"]),
+                  action_repeat=int(config["action_repeat"]))
+  return LoadedAgent(
+      state=params, hyper=(), policy=Policy(init, act), env=env, algo=algo,
+      env_name=saved["env"], run=seed_index, runs=int(saved["seeds"]), seed_index=seed_index,
+      point=(), step=int(steps[-1].name),
+      deterministic=True if deterministic is None else bool(deterministic), config=None,
+      path=str(run_dir))
+
+
+def _brax_network_config(path: pathlib.Path, algo: str):
+  """brax's network config of a checkpoint, as ``brax.training.checkpoint.load_config`` reads
+  it, except for two things brax 0.14's PPO saves and its own loader cannot read: a kernel
+  initialiser saved as ``null`` is left to the network's default, and an observation size
+  saved as a ``ShapeDtypeStruct``'s text becomes its shape."""
+  import json
+
+  from brax.training import checkpoint as brax_checkpoint
+  from brax.training import networks
+  from brax.training.agents.ppo import networks as brax_networks  # noqa: F401 (registers names)
+  from ml_collections import config_dict
+
+  loaded = json.loads((path / f"{algo}_network_config.json").read_text())
+  obs = loaded["observation_size"]
+  if isinstance(obs, dict) and set(obs) == {"shape", "dtype"}:   # a ShapeDtypeStruct, as text
+    shape = tuple(obs["shape"])
+    loaded["observation_size"] = shape[0] if len(shape) == 1 else shape
+  kwargs = loaded["network_factory_kwargs"]
+  if "activation" in kwargs:
+    kwargs["activation"] = networks.ACTIVATION[kwargs["activation"]]
+  for name in brax_checkpoint._KERNEL_INIT_FN_KEYWORDS:  # noqa: SLF001
+    if name in kwargs:
+      if kwargs[name] is None:
+        del kwargs[name]
+      else:
+        kwargs[name] = networks.KERNEL_INITIALIZER[kwargs[name]]
+  return config_dict.create(**loaded)
