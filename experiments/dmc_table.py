@@ -1,0 +1,375 @@
+"""A results table across DM Control tasks: agents x tasks at a fixed env-step budget, one preset
+per agent for the whole suite, beside DreamerV3's and TD-MPC2's published returns.
+
+    python experiments/dmc_table.py run                 # the default table (resumes; many hours)
+    python experiments/dmc_table.py run --minutes 50    # work for 50 minutes, then stop cleanly
+    python experiments/dmc_table.py run --agents pets --tasks dmc/CartpoleBalance
+    python experiments/dmc_table.py report              # table + figures from what has run
+
+Each (agent, task) is one run folder, ``OUT/runs/<agent>/<task>``: one vmapped program over the
+seeds, trained by wmjax's driver (``wmjax train``; brax's trainer for SAC). ``run`` starts what is
+missing and resumes what stopped (wmjax agents continue from their last checkpoint; a brax run
+that did not finish starts again, since brax cannot resume its replay), so the table fills over
+several sessions. Every (agent, task) uses the agent's one preset (``--preset agent=name``);
+only action repeat may differ per suite, and the presets fix it for DM Control. Nothing is tuned
+per task: where a task fails, the table shows it.
+
+``report`` writes ``OUT/table.md`` (returns at fixed env-step counts, mean and per seed, with
+wall-clock and device per row; the anchors beside at their env steps; the fraction of the better
+anchor; the largest drop after the peak), ``OUT/table.json``, ``OUT/curves/<task>.png`` (each
+agent's seeds and mean) and ``OUT/all_tasks.png`` (every task, like DreamerV3's and TD-MPC2's
+score plots). Units: our x axis is env (physics) steps; ANCHORS.md counts agent steps at action
+repeat 2, so its 100k and 500k columns are 200k and 1M env steps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import pathlib
+import shutil
+import sys
+import time
+
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+TASKS = ("dmc/CartpoleBalance", "dmc/CartpoleSwingup", "dmc/PendulumSwingup", "dmc/ReacherEasy",
+         "dmc/FingerSpin", "dmc/CheetahRun", "dmc/WalkerWalk")
+AGENTS = ("pets", "dreamer", "mbpo", "sac")
+# One preset per agent for the whole suite (wmjax presets AGENT --settings shows them).
+PRESETS = {"pets": "dmc", "dreamer": "generic-cpu", "mbpo": "dmc"}
+# brax's SAC: its DM Control defaults (action repeat 4, one env, one update per agent step).
+REPORT_AT = (25_000, 50_000, 100_000, 200_000, 1_000_000)   # env steps
+
+# ANCHORS.md: return at 100k / 500k agent steps at action repeat 2 = 200k / 1M env steps.
+# DreamerV3: training-episode returns, 5 seeds; TD-MPC2: evaluation returns, 3 seeds.
+ANCHORS = {
+    "dmc/CartpoleSwingup": {"DreamerV3": (528, 856), "TD-MPC2": (839, 876)},
+    "dmc/CartpoleBalance": {"DreamerV3": (840, 991), "TD-MPC2": (998, 994)},
+    "dmc/PendulumSwingup": {"DreamerV3": (830, 785), "TD-MPC2": (724, 842)},
+    "dmc/WalkerWalk": {"DreamerV3": (475, 881), "TD-MPC2": (962, 979)},
+    "dmc/CheetahRun": {"DreamerV3": (283, 596), "TD-MPC2": (519, 758)},
+    "dmc/ReacherEasy": {"DreamerV3": (693, 962), "TD-MPC2": (937, 919)},
+    "dmc/FingerSpin": {"DreamerV3": (766, 924), "TD-MPC2": (948, 985)},
+}
+ANCHOR_ENV_STEPS = (200_000, 1_000_000)
+
+
+def run_dir(out: pathlib.Path, agent: str, task: str) -> pathlib.Path:
+  return out / "runs" / agent / task.replace("/", "-")
+
+
+def _status_path(out: pathlib.Path) -> pathlib.Path:
+  return out / "status.json"
+
+
+def read_status(out: pathlib.Path) -> dict:
+  path = _status_path(out)
+  return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _write_status(out: pathlib.Path, status: dict) -> None:
+  tmp = _status_path(out).with_suffix(".tmp")
+  tmp.write_text(json.dumps(status, indent=1, sort_keys=True) + "\n")
+  os.replace(tmp, _status_path(out))
+
+
+def device_label() -> str:
+  import jax
+
+  device = jax.devices()[0]
+  kind = getattr(device, "device_kind", device.platform)
+  return f"{kind} ({device.platform}), {os.cpu_count()} CPU cores"
+
+
+def _records(path: pathlib.Path) -> list[dict]:
+  metrics = path / "metrics.jsonl"
+  if not metrics.exists():
+    return []
+  return [json.loads(x) for x in metrics.read_text().splitlines() if x.strip()]
+
+
+def agent_steps_for(agent: str, task: str, env_steps: int, preset: str | None, sets) -> int:
+  """The run length as ``wmjax train AGENT --steps`` counts it for a budget of env steps."""
+  if agent in ("sac", "ppo"):
+    return env_steps
+  from wmjax.train.algos import get_algo
+  from wmjax.train.loop import settings_for
+
+  config, _, _ = settings_for(get_algo(agent), task, sets, preset)
+  return math.ceil(env_steps / config.action_repeat)
+
+
+def _finished(path: pathlib.Path, env_steps: int, agent: str) -> bool:
+  """Whether the run in ``path`` has done all it was asked (all its chunks; brax: its steps)."""
+  records = _records(path)
+  if not records:
+    return False
+  if agent in ("sac", "ppo"):
+    return records[-1]["env_steps"] >= env_steps
+  from wmjax.train import loop
+  from wmjax.train.algos import get_algo
+
+  saved = loop.read_run_config(path)
+  algo = get_algo(agent)
+  config, hyper = loop._saved_settings(algo, saved)  # noqa: SLF001
+  chunks = algo.build(saved["env"], saved["steps"], config, hyper).program.chunks()
+  return records[-1]["iteration"] >= len(chunks)
+
+
+def run_suite(out, agents=AGENTS, tasks=TASKS, env_steps: int = 100_000, seeds: int = 2,
+              presets: dict | None = None, sets: dict | None = None,
+              minutes: float | None = None, progress: bool = True, echo=print) -> dict:
+  """Trains what is missing of agents x tasks (resuming what stopped) until done or ``minutes``
+  pass. Returns the status: per run, ``wall_s`` over sessions, ``device``, ``finished``."""
+  from wmjax.train import loop
+  from wmjax.train.algos import get_algo
+
+  out = pathlib.Path(out)
+  out.mkdir(parents=True, exist_ok=True)
+  presets = {**PRESETS, **(presets or {})}
+  sets = sets or {}
+  status = read_status(out)
+  t0 = time.time()
+  for task in tasks:
+    for agent in agents:
+      key = f"{agent} {task}"
+      path = run_dir(out, agent, task)
+      entry = status.setdefault(key, {"wall_s": 0.0, "sessions": 0})
+      entry.update(agent=agent, task=task, env_steps_budget=env_steps, seeds=seeds,
+                   preset=presets.get(agent, "brax defaults"), path=str(path.relative_to(out)))
+      if path.exists() and _finished(path, env_steps, agent):
+        entry["finished"] = True
+        continue
+      left = None if minutes is None else minutes - (time.time() - t0) / 60
+      if left is not None and left <= 0:
+        echo(f"out of time: {key} not started")
+        entry["finished"] = False
+        continue
+      agent_sets = list(sets.get(agent, ()))
+      steps = agent_steps_for(agent, task, env_steps, presets.get(agent), agent_sets)
+      start = time.time()
+      algo = get_algo(agent)
+      if algo.external_train is not None:   # brax: no resume; an unfinished run starts again
+        if path.exists():
+          echo(f"{key}: brax cannot resume; starting it again")
+          shutil.rmtree(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        algo.external_train(task, steps=steps, seeds=seeds, out=path, sets=agent_sets,
+                            progress=progress)
+      else:
+        resume = (path / "config.json").exists()
+        echo(f"{key}: {'resuming' if resume else 'starting'} ({steps} agent steps, "
+             f"{seeds} seeds, preset {presets.get(agent)})")
+        if resume:
+          loop.train(agent, None, out=path, resume=True, progress=progress, minutes=left)
+        else:
+          loop.train(agent, task, out=path, steps=steps, seeds=seeds, sets=agent_sets,
+                     preset=presets.get(agent), progress=progress, minutes=left, echo=echo)
+      entry["wall_s"] += time.time() - start
+      entry["sessions"] += 1
+      entry["device"] = device_label()
+      entry["finished"] = _finished(path, env_steps, agent)
+      _write_status(out, status)
+  _write_status(out, status)
+  return status
+
+
+# --- the report ------------------------------------------------------------------------------
+
+def curve(path: pathlib.Path) -> tuple[np.ndarray, np.ndarray]:
+  """``(env_steps [N], returns [N, seeds])`` of a run's evaluations."""
+  rows = [r for r in _records(path) if r.get("eval/episode_return") is not None]
+  if not rows:
+    return np.zeros(0), np.zeros((0, 0))
+  steps = np.array([r["env_steps"] for r in rows], float)
+  returns = np.array([np.atleast_1d(np.asarray(r["eval/episode_return"], float)) for r in rows])
+  return steps, returns
+
+
+def value_at(steps: np.ndarray, returns: np.ndarray, at: int) -> np.ndarray | None:
+  """Each seed's return at the last evaluation at or before ``at`` env steps, if the run got
+  within 5% of ``at`` (None otherwise)."""
+  if steps.size == 0 or steps[-1] < 0.95 * at:
+    return None
+  index = int(np.searchsorted(steps, at, side="right")) - 1
+  return returns[max(index, 0)]
+
+
+def largest_drop(values: np.ndarray) -> tuple[float, float, float]:
+  """``(peak, largest drop after the peak, final)`` of a mean curve."""
+  peak_index = int(np.argmax(values))
+  peak = float(values[peak_index])
+  return peak, float(peak - np.min(values[peak_index:])), float(values[-1])
+
+
+def summarise(out, agents=AGENTS, tasks=TASKS, report_at=REPORT_AT) -> list[dict]:
+  out = pathlib.Path(out)
+  status = read_status(out)
+  rows = []
+  for task in tasks:
+    for agent in agents:
+      path = run_dir(out, agent, task)
+      steps, returns = curve(path)
+      entry = status.get(f"{agent} {task}", {})
+      row = {"agent": agent, "task": task, "evaluations": int(steps.size),
+             "env_steps": int(steps[-1]) if steps.size else 0,
+             "wall_s": entry.get("wall_s"), "device": entry.get("device"),
+             "finished": entry.get("finished", False), "preset": entry.get("preset"),
+             "at": {}}
+      for at in report_at:
+        v = value_at(steps, returns, at)
+        if v is not None:
+          row["at"][str(at)] = {"mean": float(np.mean(v)), "seeds": [float(x) for x in v]}
+      if steps.size:
+        mean = returns.mean(axis=1)
+        row["peak"], row["drop_after_peak"], row["final"] = largest_drop(mean)
+        row["seed_drops"] = [largest_drop(returns[:, i])[1] for i in range(returns.shape[1])]
+        anchors = ANCHORS.get(task)
+        if anchors:
+          best = max(v[0] for v in anchors.values())   # the better anchor at 200k env steps
+          ours = value_at(steps, returns, ANCHOR_ENV_STEPS[0])
+          compared_at = ANCHOR_ENV_STEPS[0]
+          if ours is None:   # not there yet: our last evaluation, fewer env steps than theirs
+            ours, compared_at = returns[-1], int(steps[-1])
+          row["vs_anchor"] = {"better_anchor_200k": best, "ours": float(np.mean(ours)),
+                              "ours_at_env_steps": compared_at,
+                              "fraction": float(np.mean(ours) / best)}
+      rows.append(row)
+  return rows
+
+
+def _cell(row: dict, at: int) -> str:
+  v = row["at"].get(str(at))
+  if v is None:
+    return "·"
+  return f"{v['mean']:.0f} ({', '.join(f'{x:.0f}' for x in v['seeds'])})"
+
+
+def markdown(rows: list[dict], report_at=REPORT_AT) -> str:
+  reached = [at for at in report_at if any(str(at) in r["at"] for r in rows)] or [report_at[0]]
+  lines = ["Evaluation return, mean (per seed), at env steps; `·`: not reached. Anchors "
+           "(ANCHORS.md) at 200k env steps = 100k agent steps at action repeat 2.", "",
+           "| task | agent | " + " | ".join(f"{a / 1000:g}k" for a in reached)
+           + " | DreamerV3 200k | TD-MPC2 200k | ours / better anchor | peak / drop after "
+           "/ final | wall-clock | device |",
+           "|" + "---|" * (len(reached) + 8)]
+  for row in rows:
+    anchors = ANCHORS.get(row["task"], {})
+    vs = row.get("vs_anchor")
+    frac = (f"{100 * vs['fraction']:.0f}% at {vs['ours_at_env_steps'] // 1000}k"
+            if vs else "·")
+    stab = (f"{row['peak']:.0f} / {row['drop_after_peak']:.0f} / {row['final']:.0f}"
+            if "peak" in row else "·")
+    wall = f"{row['wall_s'] / 60:.0f} min" if row.get("wall_s") else "·"
+    lines.append(
+        f"| {row['task']} | {row['agent']} | " + " | ".join(_cell(row, a) for a in reached)
+        + f" | {anchors.get('DreamerV3', ('·',))[0]} | {anchors.get('TD-MPC2', ('·',))[0]} | "
+        f"{frac} | {stab} | {wall} | {row.get('device') or '·'} |")
+  return "\n".join(lines) + "\n"
+
+
+def figures(out, rows: list[dict], agents=AGENTS, tasks=TASKS) -> list[pathlib.Path]:
+  import matplotlib
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  out = pathlib.Path(out)
+  (out / "curves").mkdir(parents=True, exist_ok=True)
+  colours = {a: f"C{i}" for i, a in enumerate(agents)}
+  written = []
+  cols = min(4, len(tasks))
+  fig_all, axes = plt.subplots(math.ceil(len(tasks) / cols), cols,
+                               figsize=(4 * cols, 3.2 * math.ceil(len(tasks) / cols)),
+                               squeeze=False)
+  for ax_all, task in zip(axes.flat, tasks, strict=False):
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for agent in agents:
+      steps, returns = curve(run_dir(out, agent, task))
+      if not steps.size:
+        continue
+      for i in range(returns.shape[1]):
+        ax.plot(steps, returns[:, i], color=colours[agent], alpha=0.3, lw=0.8)
+      ax.plot(steps, returns.mean(1), color=colours[agent], lw=2, label=agent)
+      ax_all.plot(steps, returns.mean(1), color=colours[agent], lw=1.5, label=agent)
+    for name, marker in (("DreamerV3", "o"), ("TD-MPC2", "s")):
+      if name in ANCHORS.get(task, {}):
+        for a in (ax, ax_all):
+          a.scatter(ANCHOR_ENV_STEPS[:1], ANCHORS[task][name][:1], marker=marker, color="k",
+                    zorder=5, label=f"{name} (200k env steps)")
+    for a in (ax, ax_all):
+      a.set_title(task)
+      a.set_xlabel("env steps")
+      a.grid(alpha=0.3)
+    ax.set_ylabel("evaluation return")
+    ax.legend(fontsize=8)
+    path = out / "curves" / f"{task.replace('/', '-')}.png"
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    written.append(path)
+  for ax in list(axes.flat)[len(tasks):]:
+    ax.axis("off")
+  handles, labels = axes.flat[0].get_legend_handles_labels()
+  if handles:
+    fig_all.legend(handles, labels, loc="lower right", fontsize=8)
+  fig_all.tight_layout()
+  path = out / "all_tasks.png"
+  fig_all.savefig(path, dpi=110)
+  plt.close(fig_all)
+  written.append(path)
+  return written
+
+
+def report(out, agents=AGENTS, tasks=TASKS, report_at=REPORT_AT) -> list[dict]:
+  out = pathlib.Path(out)
+  rows = summarise(out, agents, tasks, report_at)
+  (out / "table.md").write_text(markdown(rows, report_at))
+  (out / "table.json").write_text(json.dumps(rows, indent=1) + "\n")
+  figures(out, rows, agents, tasks)
+  return rows
+
+
+def _pairs(items, what: str) -> dict:
+  out: dict = {}
+  for item in items or ():
+    if "=" not in item:
+      raise SystemExit(f"--{what} takes agent=value, got {item!r}")
+    agent, value = item.split("=", 1)
+    out.setdefault(agent, []).append(value) if what == "set" else out.update({agent: value})
+  return out
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                   formatter_class=argparse.RawDescriptionHelpFormatter,
+                                   epilog="\n".join(__doc__.splitlines()[2:]))
+  parser.add_argument("command", choices=("run", "report"))
+  parser.add_argument("--out", default=str(ROOT / "experiments" / "results" / "dmc-table"))
+  parser.add_argument("--agents", default=",".join(AGENTS))
+  parser.add_argument("--tasks", default=",".join(TASKS))
+  parser.add_argument("--env-steps", type=int, default=100_000, help="budget per run")
+  parser.add_argument("--seeds", type=int, default=2)
+  parser.add_argument("--minutes", type=float, help="stop cleanly after this much wall-clock")
+  parser.add_argument("--preset", action="append", help="agent=preset (one for the suite)")
+  parser.add_argument("--set", action="append", help="agent=key=value, a setting for every task")
+  parser.add_argument("--no-progress", action="store_true")
+  args = parser.parse_args(argv)
+  agents, tasks = args.agents.split(","), args.tasks.split(",")
+  if args.command == "run":
+    run_suite(args.out, agents, tasks, args.env_steps, args.seeds, _pairs(args.preset, "preset"),
+              {a: v for a, v in _pairs(args.set, "set").items()}, args.minutes,
+              not args.no_progress)
+  rows = report(args.out, agents, tasks)
+  print((pathlib.Path(args.out) / "table.md").read_text())
+  print(f"{sum(r['finished'] for r in rows)} of {len(rows)} runs finished; figures in {args.out}")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

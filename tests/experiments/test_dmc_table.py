@@ -1,0 +1,55 @@
+"""experiments/dmc_table.py: the suite driver resumes a run it stopped (to the metrics of an
+uninterrupted run), skips what is finished, and its table reads the runs' own evaluations."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import sys
+
+import numpy as np
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "experiments"))
+
+import dmc_table  # noqa: E402
+
+# A tiny PETS on the point mass (the shapes of tests/train/tiny.py: its programs are cached).
+SETS = {"pets": ["initial_episodes=1", "population=16", "iterations=2", "model_train_steps=20",
+                 "eval_every=1"]}
+TASKS = ("fast/PointMass",)
+
+
+def _lines(path: pathlib.Path) -> list[dict]:
+  return [{k: v for k, v in json.loads(x).items() if not (k.endswith("_s") or "time" in k)}
+          for x in (path / "metrics.jsonl").read_text().splitlines() if x]
+
+
+def test_the_suite_resumes_skips_what_is_done_and_tabulates_the_runs(tmp_path):
+  kw = dict(agents=("pets",), tasks=TASKS, env_steps=200, seeds=2, presets={"pets": "fast"},
+            sets=SETS, progress=False, echo=lambda line: None)
+  whole = tmp_path / "whole"
+  dmc_table.run_suite(whole, **kw)
+  cut = tmp_path / "cut"
+  status = dmc_table.run_suite(cut, minutes=1e-4, **kw)   # stops after its first chunk
+  assert status["pets fast/PointMass"]["finished"] is False
+  run = dmc_table.run_dir(cut, "pets", "fast/PointMass")
+  assert len(_lines(run)) == 1
+  status = dmc_table.run_suite(cut, **kw)                  # the next session resumes it
+  entry = status["pets fast/PointMass"]
+  assert entry["finished"] is True and entry["sessions"] == 2 and entry["wall_s"] > 0
+  assert _lines(run) == _lines(dmc_table.run_dir(whole, "pets", "fast/PointMass"))
+  dmc_table.run_suite(cut, **kw)                           # done: nothing runs again
+  assert dmc_table.read_status(cut)["pets fast/PointMass"]["sessions"] == 2
+
+  rows = dmc_table.report(cut, ("pets",), TASKS, report_at=(100, 200, 10_000))
+  (row,) = rows
+  lines = [x for x in _lines(run) if "eval/episode_return" in x]
+  at_200 = [x for x in lines if x["env_steps"] <= 200][-1]["eval/episode_return"]
+  assert row["at"]["200"]["seeds"] == at_200 and "10000" not in row["at"]
+  means = np.mean([x["eval/episode_return"] for x in lines], axis=1)
+  assert row["peak"] == max(means) and row["final"] == means[-1]
+  assert row["drop_after_peak"] == max(means) - min(means[int(np.argmax(means)):])
+  table = (cut / "table.md").read_text()
+  assert "| fast/PointMass | pets |" in table and "| 0.1k | 0.2k |" in table
+  assert (cut / "all_tasks.png").stat().st_size > 5_000
+  assert (cut / "curves" / "fast-PointMass.png").exists()
