@@ -6,7 +6,7 @@ per agent for the whole suite, beside DreamerV3's and TD-MPC2's published return
     python experiments/dmc_table.py run --agents pets --tasks dmc/CartpoleBalance
     python experiments/dmc_table.py report              # table + figures from what has run
 
-Each (agent, task) is one run folder, ``OUT/runs/<agent>/<task>``: one vmapped program over the
+Each (agent, task) is one run folder, ``OUT/<agent>/<task>``: one vmapped program over the
 seeds, trained by wmjax's driver (``wmjax train``; brax's trainer for SAC). ``run`` starts what is
 missing and resumes what stopped (wmjax agents continue from their last checkpoint; a brax run
 that did not finish starts again, since brax cannot resume its replay), so the table fills over
@@ -60,7 +60,7 @@ ANCHOR_ENV_STEPS = (200_000, 1_000_000)
 
 
 def run_dir(out: pathlib.Path, agent: str, task: str) -> pathlib.Path:
-  return out / "runs" / agent / task.replace("/", "-")
+  return out / agent / task.replace("/", "-")
 
 
 def _status_path(out: pathlib.Path) -> pathlib.Path:
