@@ -194,9 +194,32 @@ _DYNA = (
        note="Sutton & Barto's Example 8.1 with n = 5 (DynaConfig defaults)"),
 )
 
+# TRPO: OpenAI baselines' / Spinning Up's settings (64 x 64 tanh nets, max KL 0.01, 10 CG
+# iterations, damping 0.1, lambda 0.97), batches sized for the device.
+_TRPO_DMC = dict(action_repeat=4, num_envs=16, rollout_length=64, value_minibatches=16,
+                 eval_every=10, eval_episodes=8)
+_TRPO = (
+    _p("fast", ["fast/*"],
+       dict(num_envs=16, rollout_length=32, value_minibatches=8, eval_every=5,
+            eval_episodes=16), dict(gamma=0.95), steps=25_600,
+       note="tiny test tasks (50-step episodes: discount 0.95); 512 agent steps per iteration"),
+    _p("dmc", ["dmc/*"], _TRPO_DMC, steps=250_000,
+       note="action repeat 4 as brax's PPO here; 1024 agent steps (4096 env steps) per "
+       "iteration, 1M env steps by default"),
+    _p("brax", ["brax/*"],
+       dict(num_envs=16, rollout_length=64, value_minibatches=16, eval_every=20,
+            eval_episodes=8), dict(gae_lambda=0.98), steps=300_000,
+       note="brax locomotion: baselines' MuJoCo batch of 1024 steps per iteration, lambda 0.98"),
+    _p("generic-cpu", (), dict(num_envs=16, rollout_length=64, value_minibatches=16),
+       steps=200_000, device="cpu", note="1024 agent steps per iteration"),
+    _p("generic-gpu", (), dict(num_envs=64, rollout_length=64, value_minibatches=64),
+       steps=2_000_000, device="gpu", note="4096 agent steps per iteration (Spinning Up's "
+       "4000)"),
+)
+
 PRESETS: dict[str, tuple[Preset, ...]] = {
     "pets": _PETS, "dreamer": _DREAMER, "mbpo": _MBPO, "muzero": _MUZERO,
-    "worldmodels": _WORLDMODELS, "dyna": _DYNA,
+    "worldmodels": _WORLDMODELS, "dyna": _DYNA, "trpo": _TRPO,
 }
 
 

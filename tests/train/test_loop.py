@@ -136,7 +136,7 @@ def test_a_nan_stops_the_run_naming_where(toy, tmp_path, setting, message):
 def test_presets_live_outside_the_agents_and_resolve_for_every_algo():
   import inspect
 
-  for name in ("pets", "dreamer", "mbpo", "muzero", "worldmodels", "dyna"):
+  for name in ("pets", "dreamer", "mbpo", "muzero", "worldmodels", "dyna", "trpo"):
     algo = algos.get_algo(name)
     source = inspect.getsource(__import__(algo.types[0], fromlist=["x"]))
     assert "def default_config" not in source and '"dmc/' not in source, name

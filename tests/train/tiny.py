@@ -24,4 +24,7 @@ TINY_RUNS = {
                      "rollouts=1", "eval_episodes=1", "vae_epochs=2", "mdn_epochs=2",
                      "vae_epochs_per_chunk=1", "mdn_epochs_per_chunk=1", "eval_every=1"]),
     "dyna": ("grid/dyna_maze", 400, ["planning_steps=5"]),
+    "trpo": ("fast/PointMass", 4 * 4 * 16,
+             ["num_envs=4", "rollout_length=16", "value_minibatches=2", "policy_hidden_sizes=8",
+              "value_hidden_sizes=8", "eval_every=1", "eval_episodes=2"]),
 }

@@ -282,6 +282,48 @@ register(Algo(
     "--set sac_lr=1e-3")))
 
 
+# TRPO ---------------------------------------------------------------------------------------
+
+def _build_trpo(env_name, steps, config, hyper) -> Built:
+  from wmjax.agents import trpo as trpo_lib
+
+  env = _env(env_name, config)
+  trpo = trpo_lib.make_trpo(env, config)
+  rows = config.batch_size
+  iterations = math.ceil(steps / rows)
+  repeat = config.action_repeat
+  program = Program(
+      init=trpo.init, phases=(Phase("train", trpo.train_iteration, iterations),),
+      evaluate=trpo.evaluate,
+      counters=lambda s: {"agent_steps": s.agent_steps, "env_steps": s.agent_steps * repeat},
+      params=lambda s: (s.policy, s.value), eval_every=config.eval_every,
+      losses=("value/loss",), policy=trpo.policy)
+  derived = {"iterations": iterations, "batch_size": rows,
+             "spec": dataclasses.asdict(env.spec)}
+  return Built(env, program, config, hyper, derived, progress_total=iterations * rows * repeat,
+               extra={"trpo": trpo})
+
+
+register(Algo(
+    "trpo", "TRPO", "TRPO (model-free baseline): Gaussian policy, natural gradient by conjugate "
+    "gradient, KL line search; GAE with a fitted value function",
+    ("wmjax.agents.trpo", "TRPOConfig", "TRPOHyper"),
+    _build_trpo,
+    length_help="Agent steps in all (each agent step is action_repeat env steps); rounded up "
+    "to whole iterations of num_envs x rollout_length.",
+    env_help="Environment, suite/name (see `wmjax envs`): continuous actions, vector "
+    "observations.",
+    lr_hint="--set max_kl=... or --set value_lr=...",
+    extra_postfix=(("trpo/kl", "kl"),),
+    long_help="Each iteration collects rollout_length steps in each of num_envs envs with the "
+    "Gaussian policy, computes GAE advantages, takes the natural-gradient step (conjugate "
+    "gradient on Fisher-vector products, scaled to the KL bound max_kl, backtracking until the "
+    "mean KL is within max_kl and the surrogate improves) and fits the value function with "
+    "Adam: one jitted program.",
+    set_examples=(
+    "--set max_kl=0.02 --set num_envs=32 --set rollout_length=64 --set gae_lambda=0.95")))
+
+
 # MuZero -------------------------------------------------------------------------------------
 
 MUZERO_CHUNK = 10
