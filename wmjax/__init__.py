@@ -9,9 +9,18 @@ settings per env, as data). ``wmjax.load(run_dir)`` loads a run to act with from
 (:mod:`wmjax.loaded`).
 """
 
-from wmjax.loaded import LoadedAgent, load
 from wmjax.types import Planner, Spec, Transition
 
 __version__ = "0.1.0"
 
 __all__ = ["LoadedAgent", "Planner", "Spec", "Transition", "__version__", "load"]
+
+
+def __getattr__(name):
+  # ``wmjax.load`` and ``wmjax.LoadedAgent`` import the agents on first use, so that importing
+  # a lower layer (``wmjax.planners``, ``wmjax.envs``) does not load every model.
+  if name in ("load", "LoadedAgent"):
+    from wmjax import loaded
+
+    return getattr(loaded, name)
+  raise AttributeError(f"module 'wmjax' has no attribute {name!r}")
