@@ -62,6 +62,14 @@ _PETS = (
             horizon=10, population=128, iterations=4, num_particles=5, model_train_steps=1000,
             batch_size=64, propagation="tsinf"),
        steps=500, note="tiny test tasks"),
+    _p("gymnax", ["gymnax/*"],
+       dict(action_repeat=2, initial_episodes=5, learn_termination=True, ensemble_size=5,
+            num_elites=5, hidden_sizes=(64, 64), horizon=25, population=128, iterations=3,
+            num_particles=5, propagation="tsinf", model_train_steps=500, batch_size=64,
+            eval_every=2, eval_episodes=4),
+       steps=3_750, note="gymnax classic control (tuned on CartPole-v1): terminal states "
+       "learned (cart-pole's reward is +1 every step); action repeat 2 and horizon 25 look "
+       "1 s ahead"),
     _p("dmc", ["dmc/*"], dict(action_repeat=4, **_PETS_CPU), base=None, steps=2_500,
        device="cpu", note="DM Control on a CPU: the cartpole sizes, action repeat 4 (PlaNet's "
        "for most DMC tasks)"),

@@ -8,6 +8,7 @@ import pytest
 
 from wmjax import envs, presets
 from wmjax.agents import pets as pets_lib
+from wmjax.rl.rollout import policy_returns
 
 EPISODES = 5   # planned episodes after the random ones (50 steps each)
 
@@ -51,6 +52,30 @@ def test_pets_learns_point_mass(point_mass_run):
   train_returns = np.asarray(metrics["train/episode_return"])   # [seeds, episodes]
   assert train_returns.shape == (2, EPISODES)
   assert np.all(np.isfinite(np.asarray(metrics["model/loss"])))
+
+
+def test_evaluation_is_the_shared_rollout_of_the_policy(point_mass_run):
+  """The evaluator's returns are those of ``policy_returns`` with the run's policy on the same
+  key: what a loaded policy scores, vmapped over runs as the driver does or one run alone."""
+  env, pets, _, hypers, state, _, returns = point_mass_run
+  keys = jax.random.split(jax.random.PRNGKey(9), 2)
+  episodes = pets.config.eval_episodes
+
+  def rollout(s, k, h):
+    return policy_returns(env, pets.policy, s, h, k, episodes)
+
+  np.testing.assert_allclose(np.asarray(jax.jit(jax.vmap(rollout))(state, keys, hypers)),
+                             returns, rtol=0, atol=1e-5)
+  first_state, first_hyper = jax.tree.map(lambda x: x[0], (state, hypers))
+  np.testing.assert_allclose(np.asarray(jax.jit(rollout)(first_state, keys[0], first_hyper)),
+                             returns[0], rtol=0, atol=1e-5)
+  # The policy acts on one observation: the env's action, and the planner's warm start.
+  carry = pets.policy.init(first_state, first_hyper, jax.random.PRNGKey(0))
+  obs = env.reset(jax.random.PRNGKey(1)).obs
+  new_carry, action = pets.policy.act(first_state, first_hyper, carry, obs,
+                                      jax.random.PRNGKey(2), False)
+  assert action.shape == env.spec.action_shape
+  assert jax.tree.map(np.shape, new_carry) == jax.tree.map(np.shape, carry)
 
 
 def test_vmapped_seeds_match_single_seed_runs(point_mass_run):

@@ -5,6 +5,19 @@ One training iteration is one episode: plan every action with the learned model 
 to the data, refit the ensemble on all data (every episode, or every ``train_every`` steps inside
 the episode). ``make_pets(env, config)`` gives pure functions; ``train(key, hyper)`` is the whole
 run and vmaps over seeds and hyperparameters.
+
+Discrete actions (``spec.num_actions`` set): the data and the ensemble see each action one-hot
+(``[K]``), the planner is the categorical one of the same name (``planners.make_planner(...,
+discrete=True)``), which returns a one-hot action, and the env gets its index. Random episodes
+draw actions uniformly.
+
+An env with true terminal states (e.g. a pole that falls) whose reward says nothing about them
+(cart-pole: +1 every step) needs ``learn_termination``: a classifier of the next observation,
+``P(terminated | next_obs)``, fit with the ensemble on the same data, with each batch half
+terminal and half not (terminal steps are rare: a few in a thousand); a particle whose
+predicted next observation it calls terminal (``P > 1/2``) collects no more reward. It is the
+learned counterpart of the known termination functions mbrl-lib's PETS plans with
+(``mbrl.env.termination_fns``).
 """
 
 from __future__ import annotations
@@ -14,14 +27,18 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import optax
 
 from wmjax import planners as planners_lib
+from wmjax.agents.base import Policy
 from wmjax.models import ensemble as ensemble_lib
 from wmjax.models import propagation
+from wmjax.nets.mlp import MLP
 from wmjax.replay import TransitionBuffer, add_sequence, init_buffer
-from wmjax.types import Array, Key, Metrics, Transition
+from wmjax.rl.rollout import policy_returns
+from wmjax.types import Array, Key, Metrics, Spec, Transition
 
-__all__ = ["PETSConfig", "PETSHyper", "PETSState", "PETS", "make_pets"]
+__all__ = ["PETSConfig", "PETSHyper", "PETSState", "PETSTerminationState", "PETS", "make_pets"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,7 +62,10 @@ class PETSConfig:
   nll_beta: float = 0.5             # beta-NLL weight; 0 is PETS' plain NLL (see ensemble.py)
   angle_dims: tuple[int, ...] = ()  # obs dims that are angles (fed to the model as sin, cos)
   known_reward: bool = False        # plan with the env's known reward instead of the learned one
-  # Planner.
+  learn_termination: bool = False   # classify next observations as terminal (fit with the
+                                    # ensemble); a particle's rewards stop at a predicted one
+  termination_hidden_sizes: tuple[int, ...] = (64, 64)   # the classifier's MLP
+  # Planner (discrete actions: cem | random_shooting, over categorical distributions).
   planner: str = "cem"              # cem | icem | mppi | random_shooting
   horizon: int = 15
   population: int = 200
@@ -90,12 +110,43 @@ class PETSHyper(NamedTuple):
                                             # PETSConfig.disagreement=True
 
 
+class TerminationState(NamedTuple):
+  """The terminal-state classifier (``learn_termination``)."""
+
+  params: Any
+  opt_state: Any
+  obs_mean: Array       # [O] input normalisation, from the data of the last fit
+  obs_std: Array        # [O]
+
+
 class PETSState(NamedTuple):
   model: ensemble_lib.EnsembleState
   buffer: TransitionBuffer
   key: Key              # raw uint32 key, consumed and replaced every iteration
   episode: Array        # planned episodes so far (int32)
   env_steps: Array      # agent steps of real data so far, random episodes included (int32)
+
+
+class PETSTerminationState(NamedTuple):
+  """:class:`PETSState` plus the terminal-state classifier (``learn_termination``). A class of
+  its own so that runs without it keep the state layout their checkpoints were written in."""
+
+  model: ensemble_lib.EnsembleState
+  buffer: TransitionBuffer
+  key: Key
+  episode: Array
+  env_steps: Array
+  termination: TerminationState
+
+
+def _make_state(termination, **fields) -> PETSState | PETSTerminationState:
+  if not isinstance(termination, TerminationState):
+    return PETSState(**fields)
+  return PETSTerminationState(termination=termination, **fields)
+
+
+def _termination_of(state) -> TerminationState | tuple:
+  return getattr(state, "termination", ())
 
 
 class PETS(NamedTuple):
@@ -108,8 +159,12 @@ class PETS(NamedTuple):
   update: Any      # (state, transitions, valid, return, info) -> (state, metrics)
   evaluate: Any    # (state, key, hyper) -> returns [eval_episodes]
   train: Any       # (key, hyper, num_episodes: static) -> (state, metrics [num_episodes])
-  act: Any         # (model_state, key, obs, planner_state, hyper) -> (planner_state, action, info)
+  act: Any         # (models, key, obs, planner_state, hyper) -> (planner_state, action, info)
+                   # models: (ensemble state, termination state); the action as the model sees
+                   # it (one-hot [K] for discrete actions)
   ensemble: ensemble_lib.Ensemble
+  policy: Policy   # acting in the env with a state (evaluate and wmjax.load run it)
+  terminal_prob: Any   # (state, next_obs [O]) -> P(terminated) [] (learn_termination), or None
 
 
 def _planner_kwargs(config: PETSConfig, hyper: PETSHyper) -> dict:
@@ -130,19 +185,26 @@ def make_pets(env, config: PETSConfig, total_steps: int) -> PETS:
     total_steps: agent steps of real data the run will collect (sizes the data buffer).
   """
   spec = env.spec
-  if spec.discrete:
-    raise ValueError(f"PETS plans continuous actions; {env.name} has discrete actions.")
+  discrete = spec.discrete
   if len(spec.obs_shape) != 1:
     raise ValueError(f"PETS models vector observations; {env.name} has shape {spec.obs_shape}.")
-  reward_fn = None
-  if config.known_reward:
-    if env.reward_fn is None:
-      raise ValueError(f"known_reward=True but {env.name} has no known reward function "
-                       "(or action_repeat > 1); use the learned reward.")
-    reward_fn = env.reward_fn
+  if discrete and config.planner not in planners_lib.DISCRETE_PLANNERS:
+    raise ValueError(f"{env.name} has discrete actions: planner must be one of "
+                     f"{', '.join(sorted(planners_lib.DISCRETE_PLANNERS))}, got "
+                     f"{config.planner!r}")
+  if config.known_reward and env.reward_fn is None:
+    raise ValueError(f"known_reward=True but {env.name} has no known reward function "
+                     "(or action_repeat > 1); use the learned reward.")
   steps_per_episode = env.steps_per_episode
   capacity = total_steps + steps_per_episode
+  # What the data and the model see: one-hot actions [K] for discrete envs.
+  data_spec = Spec(obs_shape=spec.obs_shape, action_shape=(spec.action_size,))
 
+  def known_reward(obs: Array, action: Array, next_obs: Array) -> Array:
+    """The env's reward of one step, for the model's (one-hot, if discrete) action."""
+    return env.reward_fn(obs, jnp.argmax(action) if discrete else action, next_obs)
+
+  reward_fn = known_reward if config.known_reward else None
   ens_config = ensemble_lib.EnsembleConfig(
       obs_size=spec.obs_size, action_size=spec.action_size,
       ensemble_size=config.ensemble_size, num_elites=config.num_elites,
@@ -151,21 +213,77 @@ def make_pets(env, config: PETSConfig, total_steps: int) -> PETS:
       batch_size=config.batch_size, train_steps=config.model_train_steps,
       holdout_fraction=config.holdout_fraction, nll_beta=config.nll_beta)
   ensemble = ensemble_lib.make_ensemble(ens_config)
+  termination = _make_termination(spec.obs_size, config) if config.learn_termination else None
+
+  def init_models(key: Key, hyper: PETSHyper):
+    """``(ensemble state, termination state or ())``."""
+    model_state = ensemble.init(key, learning_rate=hyper.model_lr,
+                                weight_decay=hyper.weight_decay)
+    term_state = () if termination is None else termination.init(jax.random.fold_in(key, 1))
+    return model_state, term_state
+
+  def fit(models, key: Key, buffer: TransitionBuffer):
+    """Refits the ensemble (and the termination classifier) on all data."""
+    model_state, term_state = models
+    model_state, metrics = ensemble.fit(model_state, key, buffer.data, buffer.size)
+    if termination is not None:
+      term_state, term_metrics = termination.fit(term_state, jax.random.fold_in(key, 1),
+                                                 buffer.data, buffer.size)
+      metrics = {**metrics, **term_metrics}
+    return (model_state, term_state), metrics
+
+  terminal_prob = None
+  if termination is not None:
+    def terminal_prob(state: PETSState, next_obs: Array) -> Array:
+      return jax.nn.sigmoid(termination.logit(_termination_of(state), next_obs))
 
   def make_planner(hyper: PETSHyper):
     return planners_lib.make_planner(config.planner, horizon=config.horizon,
-                                     population=config.population,
+                                     population=config.population, discrete=discrete,
                                      **_planner_kwargs(config, hyper))
 
-  def act(model_state, key, obs, planner_state, hyper: PETSHyper):
+  def env_action(action: Array) -> Array:
+    """The model's action (one-hot ``[K]`` if discrete) as the env takes it (its index)."""
+    return jnp.argmax(action).astype(jnp.int32) if discrete else action
+
+  def random_action(key: Key) -> Array:
+    """A uniformly random action, as the model sees it."""
+    if discrete:
+      return jax.nn.one_hot(jax.random.randint(key, (), 0, spec.num_actions), spec.num_actions)
+    return jax.random.uniform(key, spec.action_shape, minval=spec.action_low,
+                              maxval=spec.action_high)
+
+  def act(models, key, obs, planner_state, hyper: PETSHyper):
+    model_state, term_state = models
+
+    def predicted_terminal(next_obs: Array) -> Array:
+      return termination.logit(term_state, next_obs) > 0
+
+    termination_fn = None if termination is None else predicted_terminal
     objective = propagation.make_objective(
         ensemble, model_state, obs, num_particles=config.num_particles,
-        propagation=config.propagation, reward_fn=reward_fn,
+        propagation=config.propagation, reward_fn=reward_fn, termination_fn=termination_fn,
         disagreement_coef=hyper.disagreement_coef if config.disagreement else 0.0)
     return make_planner(hyper).plan(planner_state, key, objective)
 
-  def run_episode(model_state, key, hyper: PETSHyper, random: bool, buffer=None,
-                  step_offset=0):
+  def policy_init(state: PETSState, hyper: PETSHyper, key: Key):
+    """The planner's initial state (its warm start) for one episode."""
+    del state, key
+    return make_planner(PETSHyper(*hyper)).init(spec)
+
+  def policy_act(state: PETSState, hyper: PETSHyper, carry, obs: Array, key: Key,
+                 deterministic: bool = True):
+    """Plans with the state's ensemble from ``obs [O]``: the env's action, and the planner's
+    state shifted one step (the next step's warm start). PETS has no separate mode: the
+    plan uses ``key`` either way."""
+    del deterministic
+    carry, action, _ = act((state.model, _termination_of(state)), _raw(key), obs, carry,
+                           PETSHyper(*hyper))
+    return carry, env_action(action)
+
+  policy = Policy(policy_init, policy_act)
+
+  def run_episode(models, key, hyper: PETSHyper, random: bool, buffer=None, step_offset=0):
     """One episode. Returns the transitions [T], their valid mask [T], return, plan info.
 
     With ``config.train_every > 0`` and a ``buffer``, the model is refit inside the episode
@@ -180,17 +298,16 @@ def make_pets(env, config: PETSConfig, total_steps: int) -> PETS:
     refit_inside = (not random) and config.train_every > 0 and buffer is not None
 
     def body(carry, x):
-      env_state, planner_state, model_state, buffer, ended = carry
+      env_state, planner_state, models, buffer, ended = carry
       t, key_t = x
       key_act, key_fit = jax.random.split(key_t)
       obs = env_state.obs
       if random:
-        action = jax.random.uniform(key_act, spec.action_shape, minval=spec.action_low,
-                                    maxval=spec.action_high)
+        action = random_action(key_act)
         info = {}
       else:
-        planner_state, action, info = act(model_state, key_act, obs, planner_state, hyper)
-      next_state = env.step(env_state, action)
+        planner_state, action, info = act(models, key_act, obs, planner_state, hyper)
+      next_state = env.step(env_state, env_action(action))
       transition = Transition(obs=obs, action=action, reward=next_state.reward,
                               next_obs=next_state.obs,
                               terminated=next_state.info["terminated"])
@@ -199,47 +316,45 @@ def make_pets(env, config: PETSConfig, total_steps: int) -> PETS:
       if refit_inside:
         one = jax.tree.map(lambda x: x[None], transition)
         buffer = add_sequence(buffer, one, valid[None])
-        model_state, fit_metrics = jax.lax.cond(
+        models, fit_metrics = jax.lax.cond(
             (step_offset + t + 1) % config.train_every == 0,
-            lambda s: ensemble.fit(s, key_fit, buffer.data, buffer.size),
-            lambda s: (s, _zeros_like_fit_metrics(ensemble, s, buffer)), model_state)
+            lambda m: fit(m, key_fit, buffer),
+            lambda m: (m, _zeros_like_fit_metrics(fit, m, buffer)), models)
       ended = jnp.maximum(ended, next_state.done)
-      return (next_state, planner_state, model_state, buffer, ended), (
+      return (next_state, planner_state, models, buffer, ended), (
           transition, valid, info, fit_metrics)
 
     steps = jnp.arange(steps_per_episode)
     keys = jax.random.split(key_steps, steps_per_episode)
-    carry0 = (env_state, planner_state, model_state, buffer, jnp.zeros(()))
-    (_, _, model_state, buffer, _), (seq, valid, info, fit_metrics) = jax.lax.scan(
+    carry0 = (env_state, planner_state, models, buffer, jnp.zeros(()))
+    (_, _, models, buffer, _), (seq, valid, info, fit_metrics) = jax.lax.scan(
         body, carry0, (steps, keys))
     episode_return = jnp.sum(seq.reward * valid)
-    return seq, valid, episode_return, info, model_state, buffer, fit_metrics
+    return seq, valid, episode_return, info, models, buffer, fit_metrics
 
   def init(key, hyper: PETSHyper) -> PETSState:
     hyper = PETSHyper(*hyper)
     key = _raw(key)
     key_model, key_eps, key_fit, key_next = jax.random.split(key, 4)
-    model_state = ensemble.init(key_model, learning_rate=hyper.model_lr,
-                                weight_decay=hyper.weight_decay)
-    buffer = init_buffer(spec, capacity)
+    models = init_models(key_model, hyper)
+    buffer = init_buffer(data_spec, capacity)
     # The random episodes run in parallel (one traced episode, vmapped), then are appended.
-    seqs, valids, *_ = jax.vmap(lambda k: run_episode(model_state, k, hyper, random=True))(
+    seqs, valids, *_ = jax.vmap(lambda k: run_episode(models, k, hyper, random=True))(
         jax.random.split(key_eps, config.initial_episodes))
     buffer, _ = jax.lax.scan(lambda b, sv: (add_sequence(b, *sv), None), buffer,
                              (seqs, valids))
-    model_state, _ = ensemble.fit(model_state, key_fit, buffer.data, buffer.size)
-    return PETSState(model=model_state, buffer=buffer, key=key_next,
-                     episode=jnp.zeros((), jnp.int32), env_steps=buffer.size)
+    (model_state, term_state), _ = fit(models, key_fit, buffer)
+    return _make_state(term_state, model=model_state, buffer=buffer, key=key_next,
+                       episode=jnp.zeros((), jnp.int32), env_steps=buffer.size)
 
   def collect(state: PETSState, key, hyper: PETSHyper):
     """One planned episode with the current model; nothing is learned or stored.
 
     Returns the transitions [T], the valid mask [T], the return and per-step plan info.
-    Training episodes and evaluation episodes are the same program (PETS adds no exploration
-    noise), so the driver compiles it once and uses it for both.
     """
     hyper = PETSHyper(*hyper)
-    seq, valid, ret, info, *_ = run_episode(state.model, _raw(key), hyper, random=False)
+    seq, valid, ret, info, *_ = run_episode((state.model, _termination_of(state)), _raw(key), hyper,
+                                            random=False)
     return seq, valid, ret, info
 
   def update(state: PETSState, seq: Transition, valid: Array, ret: Array, info) -> tuple[
@@ -247,9 +362,10 @@ def make_pets(env, config: PETSConfig, total_steps: int) -> PETS:
     """Appends a collected episode and refits the ensemble on all data."""
     key_fit, key_next = jax.random.split(state.key)
     buffer = add_sequence(state.buffer, seq, valid)
-    model_state, fit_metrics = ensemble.fit(state.model, key_fit, buffer.data, buffer.size)
-    new_state = PETSState(model=model_state, buffer=buffer, key=key_next,
-                          episode=state.episode + 1, env_steps=buffer.size)
+    (model_state, term_state), fit_metrics = fit((state.model, _termination_of(state)), key_fit,
+                                                 buffer)
+    new_state = _make_state(term_state, model=model_state, buffer=buffer, key=key_next,
+                            episode=state.episode + 1, env_steps=buffer.size)
     return new_state, _episode_metrics(ret, valid, info, fit_metrics)
 
   def step(state: PETSState, hyper: PETSHyper) -> tuple[PETSState, Metrics]:
@@ -258,24 +374,25 @@ def make_pets(env, config: PETSConfig, total_steps: int) -> PETS:
     hyper = PETSHyper(*hyper)
     key_ep, key_state = jax.random.split(state.key)
     if config.train_every > 0:
-      seq, valid, ret, info, model_state, buffer, fit_metrics = run_episode(
-          state.model, key_ep, hyper, random=False, buffer=state.buffer,
+      seq, valid, ret, info, (model_state, term_state), buffer, fit_metrics = run_episode(
+          (state.model, _termination_of(state)), key_ep, hyper, random=False, buffer=state.buffer,
           step_offset=state.episode * steps_per_episode)
       # The metrics of the episode's last refit (zeros if none fell in this episode).
       steps = jnp.arange(steps_per_episode)
       fitted = (state.episode * steps_per_episode + steps + 1) % config.train_every == 0
       last = jnp.max(jnp.where(fitted, steps, 0))
       fit_metrics = jax.tree.map(lambda x: x[last], fit_metrics)
-      new_state = PETSState(model=model_state, buffer=buffer, key=key_state,
-                            episode=state.episode + 1, env_steps=buffer.size)
+      new_state = _make_state(term_state, model=model_state, buffer=buffer, key=key_state,
+                              episode=state.episode + 1, env_steps=buffer.size)
       return new_state, _episode_metrics(ret, valid, info, fit_metrics)
     seq, valid, ret, info = collect(state, key_ep, hyper)
     return update(state._replace(key=key_state), seq, valid, ret, info)
 
   def evaluate(state: PETSState, key, hyper: PETSHyper) -> Array:
-    """Returns of ``config.eval_episodes`` planned episodes run in parallel (vmapped)."""
-    keys = jax.random.split(_raw(key), config.eval_episodes)
-    return jax.vmap(lambda k: collect(state, k, hyper)[2])(keys)
+    """Returns of ``config.eval_episodes`` planned episodes run in parallel (vmapped): the
+    shared rollout of :attr:`policy` (:func:`wmjax.rl.rollout.policy_returns`), so a loaded
+    policy scores what the evaluator reported on the same key."""
+    return policy_returns(env, policy, state, hyper, _raw(key), config.eval_episodes)
 
   def train(key, hyper: PETSHyper, num_episodes: int):
     needed = (config.initial_episodes + num_episodes) * steps_per_episode
@@ -287,7 +404,75 @@ def make_pets(env, config: PETSConfig, total_steps: int) -> PETS:
     return jax.lax.scan(lambda s, _: step(s, hyper), state, None, length=num_episodes)
 
   return PETS(config=config, init=init, step=step, collect=collect, update=update,
-              evaluate=evaluate, train=train, act=act, ensemble=ensemble)
+              evaluate=evaluate, train=train, act=act, ensemble=ensemble, policy=policy,
+              terminal_prob=terminal_prob)
+
+
+class _Termination(NamedTuple):
+  init: Any    # key -> TerminationState
+  fit: Any     # (state, key, data [C], size) -> (state, metrics)
+  logit: Any   # (state, next_obs [..., O]) -> logit of P(terminated) [...]
+
+
+def _make_termination(obs_size: int, config: PETSConfig) -> _Termination:
+  """A classifier of next observations, ``P(terminated | next_obs)``: an MLP fit by binary
+  cross-entropy for ``model_train_steps`` steps per refit, on batches drawn half from the
+  terminal steps and half from the others (all from the others while there is no terminal
+  step). Balanced so that the few terminal steps are not drowned out; ``P > 1/2`` then errs
+  towards calling a state near the boundary terminal, the safe side for planning."""
+  module = MLP(tuple(config.termination_hidden_sizes), 1, config.activation)
+  tx = optax.adam(1e-3)
+  half = max(1, config.batch_size // 2)
+
+  def init(key: Key) -> TerminationState:
+    params = module.init(key, jnp.zeros((1, obs_size)))
+    return TerminationState(params, tx.init(params), jnp.zeros(obs_size), jnp.ones(obs_size))
+
+  def apply(params, obs_mean, obs_std, next_obs):
+    return module.apply(params, (next_obs - obs_mean) / obs_std)[..., 0]
+
+  def logit(state: TerminationState, next_obs: Array) -> Array:
+    return apply(state.params, state.obs_mean, state.obs_std, next_obs)
+
+  def fit(state: TerminationState, key: Key, data: Transition, size: Array):
+    capacity = data.reward.shape[0]
+    x, y = data.next_obs, data.terminated                         # [C, O], [C]
+    valid = jnp.arange(capacity) < size
+    count = jnp.maximum(size, 1).astype(jnp.float32)
+    mean = jnp.sum(jnp.where(valid[:, None], x, 0.0), axis=0) / count
+    var = jnp.sum(jnp.where(valid[:, None], jnp.square(x - mean), 0.0), axis=0) / count
+    std = jnp.where(var < 1e-12, 1.0, jnp.sqrt(var))
+    terminal = valid & (y > 0.5)
+    other = valid & (y <= 0.5)
+    pools = [jnp.where(jnp.any(pool), pool, valid).astype(jnp.float32)
+             for pool in (terminal, other)]
+    probs = [pool / jnp.maximum(jnp.sum(pool), 1.0) for pool in pools]   # [C] each
+
+    def loss_fn(params, rows):
+      return jnp.mean(optax.sigmoid_binary_cross_entropy(apply(params, mean, std, x[rows]),
+                                                         y[rows]))
+
+    def train_step(carry, k):
+      params, opt_state = carry
+      key_terminal, key_other = jax.random.split(k)
+      rows = jnp.concatenate([jax.random.choice(key_terminal, capacity, (half,), p=probs[0]),
+                              jax.random.choice(key_other, capacity, (half,), p=probs[1])])
+      loss, grads = jax.value_and_grad(loss_fn)(params, rows)
+      updates, opt_state = tx.update(grads, opt_state, params)
+      return (optax.apply_updates(params, updates), opt_state), loss
+
+    (params, opt_state), losses = jax.lax.scan(
+        train_step, (state.params, state.opt_state),
+        jax.random.split(key, config.model_train_steps))
+    called = apply(params, mean, std, x) > 0                      # [C]
+    rate = lambda mask: jnp.sum(called & mask) / jnp.maximum(jnp.sum(mask), 1)  # noqa: E731
+    last = max(1, config.model_train_steps // 10)
+    metrics = {"termination/loss": jnp.mean(losses[-last:]),
+               "termination/recall": rate(terminal),           # terminal steps called terminal
+               "termination/false_alarms": rate(other)}        # other steps called terminal
+    return TerminationState(params, opt_state, mean, std), metrics
+
+  return _Termination(init=init, fit=fit, logit=logit)
 
 
 def _episode_metrics(ret, valid, info, fit_metrics) -> Metrics:
@@ -305,9 +490,8 @@ def _episode_metrics(ret, valid, info, fit_metrics) -> Metrics:
   return metrics
 
 
-def _zeros_like_fit_metrics(ensemble, model_state, buffer) -> Metrics:
-  shapes = jax.eval_shape(lambda s: ensemble.fit(s, jax.random.PRNGKey(0), buffer.data,
-                                                 buffer.size)[1], model_state)
+def _zeros_like_fit_metrics(fit, models, buffer) -> Metrics:
+  shapes = jax.eval_shape(lambda m: fit(m, jax.random.PRNGKey(0), buffer)[1], models)
   return jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), shapes)
 
 

@@ -147,7 +147,11 @@ def _build_pets(env_name, steps, config, hyper) -> Built:
       init=pets.init, phases=(Phase("train", pets.step, planned),),
       evaluate=lambda s, k, h: _episodes(pets.evaluate(s, k, h)),
       counters=lambda s: {"agent_steps": s.env_steps, "env_steps": s.env_steps * repeat},
-      params=lambda s: s.model.params, eval_every=config.eval_every, losses=("model/loss",))
+      # The terminal-state classifier (learn_termination) must stay finite too.
+      params=lambda s: (s.model.params, getattr(s, "termination", ())),
+      eval_every=config.eval_every,
+      losses=("model/loss",) + (("termination/loss",) if config.learn_termination else ()),
+      policy=pets.policy)
   return Built(env, program, config, hyper,
                {"steps_per_episode": per_episode, "episodes": num_episodes,
                 "planned_episodes": planned, "spec": dataclasses.asdict(env.spec)},
