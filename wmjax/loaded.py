@@ -66,8 +66,8 @@ class LoadedAgent:
   def episode_returns(self, key: Key, episodes: int) -> Array:
     """Returns ``[episodes]`` of full episodes in the env, in parallel: what the run's own
     evaluator reports for ``key`` (for agents evaluated by episode return)."""
-    if self.algo == "muzero":
-      raise TypeError("a MuZero run acts in a Game (init/step with keys); run episodes with "
+    if not hasattr(self.env, "reset"):   # a pgx Game (MuZero): init/step take keys
+      raise TypeError(f"{self.env_name} is a game, not an env: run its episodes with "
                       "wmjax.agents.arena.play_episodes or play_match")
     return policy_returns(self.env, self.policy, self.state, self.hyper, key, episodes,
                           self.deterministic)

@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 
 from wmjax.types import Array, Key, Metrics
 
-__all__ = ["Phase", "Program", "Policy"]
+__all__ = ["Phase", "Program", "Policy", "require_vector_continuous"]
 
 State = Any   # a pytree of arrays: the whole state of one run (replay buffers included)
 Hyper = Any   # a NamedTuple of float arrays (vmappable hyperparameters)
@@ -115,3 +115,15 @@ class Program:
         out.append((index, n))
         done += n
     return out
+
+
+def require_vector_continuous(env, who: str) -> None:
+  """Refuses an env with discrete actions or non-vector observations, for an agent (``who``:
+  "MBPO's SAC learner", "TRPO's Gaussian policy") that takes neither, naming an agent that does."""
+  spec = env.spec
+  if spec.discrete:
+    raise ValueError(f"{who} takes continuous actions; {env.name} has discrete actions (try "
+                     "`wmjax train muzero`, `wmjax train pets` or `wmjax train dreamer`).")
+  if len(spec.obs_shape) != 1:
+    raise ValueError(f"{who} takes vector observations; {env.name} has observations of shape "
+                     f"{spec.obs_shape} (try `wmjax train dreamer` for images).")

@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 
 from wmjax.agents import sac as sac_lib
-from wmjax.agents.base import Policy
+from wmjax.agents.base import Policy, require_vector_continuous
 from wmjax.models import ensemble as ensemble_lib
 from wmjax.replay.transitions import RingBuffer, add_batch, init_ring, sample_rows
 from wmjax.rl.rollout import policy_returns
@@ -135,12 +135,7 @@ def make_mbpo(env, config: MBPOConfig, total_steps: int) -> MBPO:
     total_steps: agent steps of real data the run will collect (sizes the real buffer).
   """
   spec = env.spec
-  if spec.discrete:
-    raise ValueError(f"MBPO's SAC learner takes continuous actions; {env.name} has discrete "
-                     "actions (try `wmjax train muzero` or `wmjax train dreamer`).")
-  if len(spec.obs_shape) != 1:
-    raise ValueError(f"MBPO models vector observations; {env.name} has observations of shape "
-                     f"{spec.obs_shape} (try `wmjax train dreamer` for images).")
+  require_vector_continuous(env, "MBPO's SAC learner")
   cfg = config
   obs_size, action_size = spec.obs_size, spec.action_size
   ensemble = ensemble_lib.make_ensemble(ensemble_lib.EnsembleConfig(

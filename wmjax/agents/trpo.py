@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import optax
 from jax.flatten_util import ravel_pytree
 
-from wmjax.agents.base import Policy
+from wmjax.agents.base import Policy, require_vector_continuous
 from wmjax.nets.mlp import MLP, get_activation
 from wmjax.rl.returns import gae
 from wmjax.rl.rollout import policy_returns
@@ -205,12 +205,7 @@ def make_trpo(env, config: TRPOConfig) -> TRPO:
     config: static settings.
   """
   spec = env.spec
-  if spec.discrete:
-    raise ValueError(f"TRPO here has a Gaussian policy for continuous actions; {env.name} has "
-                     "discrete actions (try `wmjax train muzero` or `wmjax train dreamer`).")
-  if len(spec.obs_shape) != 1:
-    raise ValueError(f"TRPO takes vector observations; {env.name} has observations of shape "
-                     f"{spec.obs_shape} (try `wmjax train dreamer` for images).")
+  require_vector_continuous(env, "TRPO's Gaussian policy")
   cfg = config
   obs_size, action_size = spec.obs_size, spec.action_size
   low, high = spec.action_low, spec.action_high
