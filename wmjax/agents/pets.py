@@ -27,13 +27,12 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import optax
 
 from wmjax import planners as planners_lib
 from wmjax.agents.base import Policy
 from wmjax.models import ensemble as ensemble_lib
 from wmjax.models import propagation
-from wmjax.nets.mlp import MLP
+from wmjax.models.termination import TerminationState, make_termination
 from wmjax.replay import TransitionBuffer, add_sequence, init_buffer
 from wmjax.rl.rollout import policy_returns
 from wmjax.types import Array, Key, Metrics, Spec, Transition
@@ -108,15 +107,6 @@ class PETSHyper(NamedTuple):
   mppi_temperature: Array | float = 1.0
   disagreement_coef: Array | float = 0.0    # >0 risk-averse, <0 optimistic; needs
                                             # PETSConfig.disagreement=True
-
-
-class TerminationState(NamedTuple):
-  """The terminal-state classifier (``learn_termination``)."""
-
-  params: Any
-  opt_state: Any
-  obs_mean: Array       # [O] input normalisation, from the data of the last fit
-  obs_std: Array        # [O]
 
 
 class PETSState(NamedTuple):
@@ -213,7 +203,10 @@ def make_pets(env, config: PETSConfig, total_steps: int) -> PETS:
       batch_size=config.batch_size, train_steps=config.model_train_steps,
       holdout_fraction=config.holdout_fraction, nll_beta=config.nll_beta)
   ensemble = ensemble_lib.make_ensemble(ens_config)
-  termination = _make_termination(spec.obs_size, config) if config.learn_termination else None
+  termination = None
+  if config.learn_termination:
+    termination = make_termination(spec.obs_size, tuple(config.termination_hidden_sizes),
+                                   config.activation, config.batch_size, config.model_train_steps)
 
   def init_models(key: Key, hyper: PETSHyper):
     """``(ensemble state, termination state or ())``."""
@@ -406,73 +399,6 @@ def make_pets(env, config: PETSConfig, total_steps: int) -> PETS:
   return PETS(config=config, init=init, step=step, collect=collect, update=update,
               evaluate=evaluate, train=train, act=act, ensemble=ensemble, policy=policy,
               terminal_prob=terminal_prob)
-
-
-class _Termination(NamedTuple):
-  init: Any    # key -> TerminationState
-  fit: Any     # (state, key, data [C], size) -> (state, metrics)
-  logit: Any   # (state, next_obs [..., O]) -> logit of P(terminated) [...]
-
-
-def _make_termination(obs_size: int, config: PETSConfig) -> _Termination:
-  """A classifier of next observations, ``P(terminated | next_obs)``: an MLP fit by binary
-  cross-entropy for ``model_train_steps`` steps per refit, on batches drawn half from the
-  terminal steps and half from the others (all from the others while there is no terminal
-  step). Balanced so that the few terminal steps are not drowned out; ``P > 1/2`` then errs
-  towards calling a state near the boundary terminal, the safe side for planning."""
-  module = MLP(tuple(config.termination_hidden_sizes), 1, config.activation)
-  tx = optax.adam(1e-3)
-  half = max(1, config.batch_size // 2)
-
-  def init(key: Key) -> TerminationState:
-    params = module.init(key, jnp.zeros((1, obs_size)))
-    return TerminationState(params, tx.init(params), jnp.zeros(obs_size), jnp.ones(obs_size))
-
-  def apply(params, obs_mean, obs_std, next_obs):
-    return module.apply(params, (next_obs - obs_mean) / obs_std)[..., 0]
-
-  def logit(state: TerminationState, next_obs: Array) -> Array:
-    return apply(state.params, state.obs_mean, state.obs_std, next_obs)
-
-  def fit(state: TerminationState, key: Key, data: Transition, size: Array):
-    capacity = data.reward.shape[0]
-    x, y = data.next_obs, data.terminated                         # [C, O], [C]
-    valid = jnp.arange(capacity) < size
-    count = jnp.maximum(size, 1).astype(jnp.float32)
-    mean = jnp.sum(jnp.where(valid[:, None], x, 0.0), axis=0) / count
-    var = jnp.sum(jnp.where(valid[:, None], jnp.square(x - mean), 0.0), axis=0) / count
-    std = jnp.where(var < 1e-12, 1.0, jnp.sqrt(var))
-    terminal = valid & (y > 0.5)
-    other = valid & (y <= 0.5)
-    pools = [jnp.where(jnp.any(pool), pool, valid).astype(jnp.float32)
-             for pool in (terminal, other)]
-    probs = [pool / jnp.maximum(jnp.sum(pool), 1.0) for pool in pools]   # [C] each
-
-    def loss_fn(params, rows):
-      return jnp.mean(optax.sigmoid_binary_cross_entropy(apply(params, mean, std, x[rows]),
-                                                         y[rows]))
-
-    def train_step(carry, k):
-      params, opt_state = carry
-      key_terminal, key_other = jax.random.split(k)
-      rows = jnp.concatenate([jax.random.choice(key_terminal, capacity, (half,), p=probs[0]),
-                              jax.random.choice(key_other, capacity, (half,), p=probs[1])])
-      loss, grads = jax.value_and_grad(loss_fn)(params, rows)
-      updates, opt_state = tx.update(grads, opt_state, params)
-      return (optax.apply_updates(params, updates), opt_state), loss
-
-    (params, opt_state), losses = jax.lax.scan(
-        train_step, (state.params, state.opt_state),
-        jax.random.split(key, config.model_train_steps))
-    called = apply(params, mean, std, x) > 0                      # [C]
-    rate = lambda mask: jnp.sum(called & mask) / jnp.maximum(jnp.sum(mask), 1)  # noqa: E731
-    last = max(1, config.model_train_steps // 10)
-    metrics = {"termination/loss": jnp.mean(losses[-last:]),
-               "termination/recall": rate(terminal),           # terminal steps called terminal
-               "termination/false_alarms": rate(other)}        # other steps called terminal
-    return TerminationState(params, opt_state, mean, std), metrics
-
-  return _Termination(init=init, fit=fit, logit=logit)
 
 
 def _episode_metrics(ret, valid, info, fit_metrics) -> Metrics:
