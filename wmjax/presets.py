@@ -225,9 +225,51 @@ _TRPO = (
        "4000)"),
 )
 
+# Offline agents (learning from a dataset; the env only evaluates). MOPO's and MOReL's model
+# and SAC sizes are MOPO's (7 members, 5 elites, 4 x 200; SAC 2 x 256); lambda 1 and h = 5 are
+# its most common D4RL settings. A run's length counts the policy learner's gradient steps.
+_OFFLINE_FAST = dict(ensemble_size=5, num_elites=4, hidden_sizes=(64, 64), model_updates=3_000,
+                     model_steps_per_iteration=500, model_batch_size=128, rollout_batch=1_000,
+                     rollout_length=5, model_retain_iterations=5, sac_hidden_sizes=(64, 64),
+                     sac_batch_size=128, updates_per_iteration=250, eval_every=4,
+                     eval_episodes=16)
+_OFFLINE_CPU = dict(model_updates=20_000, model_steps_per_iteration=1_000, rollout_batch=10_000,
+                    rollout_length=5, model_retain_iterations=5, updates_per_iteration=1_000,
+                    eval_every=5, eval_episodes=10)
+_OFFLINE_GPU = dict(model_updates=50_000, model_steps_per_iteration=2_000,
+                    rollout_batch=50_000, rollout_length=5, model_retain_iterations=5,
+                    updates_per_iteration=1_000, eval_every=10, eval_episodes=10)
+
+
+def _offline(fast_hyper=None):
+  return (
+      _p("fast", ["fast/*"], _OFFLINE_FAST, fast_hyper, steps=5_000,
+         note="tiny test tasks: small nets, 3k model steps, 250 SAC updates per iteration"),
+      _p("generic-cpu", (), _OFFLINE_CPU, steps=100_000, device="cpu",
+         note="MOPO's model and SAC sizes; 20k model steps, 10k rollouts of 5 steps per 1000 "
+         "SAC updates"),
+      _p("generic-gpu", (), _OFFLINE_GPU, steps=1_000_000, device="gpu",
+         note="MOPO's settings: 50k rollouts of 5 steps per 1000 SAC updates, 1M updates"),
+  )
+
+
+_MOPO = _offline()
+_MOREL = _offline()
+_IQL = (
+    _p("fast", ["fast/*"], dict(hidden_sizes=(64, 64), batch_size=128,
+                                updates_per_iteration=500, eval_every=4, eval_episodes=16),
+       steps=5_000, note="tiny test tasks"),
+    _p("generic-cpu", (), dict(updates_per_iteration=1_000, eval_every=5, eval_episodes=10),
+       steps=100_000, device="cpu", note="the paper's networks (2 x 256) and locomotion "
+       "settings (expectile 0.7, temperature 3), 100k updates"),
+    _p("generic-gpu", (), dict(updates_per_iteration=5_000, eval_every=5, eval_episodes=10),
+       steps=1_000_000, device="gpu", note="the paper's locomotion settings, 1M updates"),
+)
+
 PRESETS: dict[str, tuple[Preset, ...]] = {
     "pets": _PETS, "dreamer": _DREAMER, "mbpo": _MBPO, "muzero": _MUZERO,
-    "worldmodels": _WORLDMODELS, "dyna": _DYNA, "trpo": _TRPO,
+    "worldmodels": _WORLDMODELS, "dyna": _DYNA, "trpo": _TRPO, "mopo": _MOPO, "morel": _MOREL,
+    "iql": _IQL,
 }
 
 

@@ -43,6 +43,10 @@ def _make_command(algo: Algo):
 
   def command(
       env: Annotated[str, typer.Option(help=algo.env_help)] = algo.env_default,
+      dataset: Annotated[pathlib.Path | None, typer.Option(
+          help="The dataset folder to learn from (`wmjax dataset collect` makes them); the "
+          "env, action repeat and episode length default to the dataset's.",
+          hidden=not algo.offline)] = None,
       steps: Annotated[int | None, typer.Option(
           f"--{algo.length_name}", help=algo.length_help,
           callback=at_least_one(f"--{algo.length_name}"))] = None,
@@ -75,10 +79,26 @@ def _make_command(algo: Algo):
            "are not accepted with it. Start a new run to change settings.")
     if minutes is not None and not minutes > 0:
       fail(f"--minutes must be > 0, got {minutes}")
+    sets = list(set_ or [])
+    if dataset is not None and not algo.offline:
+      fail(f"{algo.name} learns by interacting with its env; --dataset is for the offline "
+           "agents (mopo, morel, iql)")
+    if algo.offline and not resume:
+      if dataset is None:
+        fail(f"{algo.name} learns from a dataset: give --dataset PATH (a folder made by "
+             "`wmjax dataset collect`)")
+      try:
+        from wmjax.train.algos_offline import dataset_settings
+
+        data_env, data_sets = dataset_settings(dataset)
+      except _errors() as e:
+        fail(message_of(e))
+      env = env or data_env
+      sets = data_sets + sets
     out = out or default_out(algo.name, env)
     try:
       run = train(algo.name, env, out=out, steps=steps, seeds=seeds, seed=seed,
-                  sets=set_ or [], preset=preset, resume=resume, progress=progress,
+                  sets=sets, preset=preset, resume=resume, progress=progress,
                   devices=devices, minutes=minutes, echo=typer.echo)
     except _errors() as e:
       fail(message_of(e))
@@ -130,6 +150,10 @@ def report(run) -> None:
     typer.echo(f"final evaluation return: mean {num(final['eval/episode_return_mean'])} "
                f"(per seed: {per_seed}) after {final['env_steps']} env steps, "
                f"{final['wall_s']:.0f} s")
+  if "eval/normalized_score" in final:
+    per_seed = ", ".join(f"{v:.1f}" for v in final["eval/normalized_score"])
+    typer.echo(f"normalised score (D4RL's): mean {final['eval/normalized_score_mean']:.1f} "
+               f"(per seed: {per_seed})")
   for opp in ("random", "greedy"):
     if f"eval/win_vs_{opp}_mean" in final:
       typer.echo(f"against {opp}: win {final[f'eval/win_vs_{opp}_mean']:.1%}, draw "

@@ -56,6 +56,9 @@ class Algo:
   external_train: Callable[..., Any] | None = None
   # An agent whose Hyper mirrors Config fields (tabular Dyna) derives it here after --set.
   hyper_from_config: Callable[[Any, Any], Any] | None = None
+  # An offline agent learns from a fixed dataset (``--dataset PATH``, the Config field
+  # ``dataset``); its env, action repeat and episode length default to the dataset's.
+  offline: bool = False
 
   def _type(self, index: int):
     import importlib
@@ -651,3 +654,7 @@ register(_brax("sac", "SAC (model-free baseline) through brax's own trainer "
                "(brax.training.agents.sac), on the same envs and run folder as our agents"))
 register(_brax("ppo", "PPO (model-free baseline) through brax's own trainer "
                "(brax.training.agents.ppo), on the same envs and run folder as our agents"))
+
+
+# Offline agents (MOPO, MOReL, IQL) register from their own module.
+from wmjax.train import algos_offline  # noqa: E402,F401

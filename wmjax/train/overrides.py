@@ -66,7 +66,8 @@ def apply_overrides(config, hyper, sets: list[str]):
 def validate_hyper(hyper) -> None:
   """Refuses hyperparameters no run can use: NaN or infinite values, a learning rate (a field
   named ``*lr`` or ``learning_rate``) that is not positive, a discount (``discount``,
-  ``gamma``) outside [0, 1], a weight decay, coefficient or temperature below zero."""
+  ``gamma``) outside [0, 1], a weight decay, coefficient, threshold or temperature below zero,
+  an expectile outside (0, 1)."""
   import math
 
   for name, value in hyper._asdict().items():
@@ -85,6 +86,10 @@ def validate_hyper(hyper) -> None:
       raise ValueError(f"hyperparameter {name}={value}: must be in [0, 1]")
     if (name.endswith("temperature") or name in ("sigma_init", "alpha")) and v <= 0:
       raise ValueError(f"hyperparameter {name}={value}: must be > 0")
-    if (name in ("weight_decay", "kappa") or name.endswith("_coef")
+    if name == "expectile" and not 0.0 < v < 1.0:
+      raise ValueError(f"hyperparameter {name}={value}: an expectile must be in (0, 1)")
+    if name == "max_weight" and v <= 0:
+      raise ValueError(f"hyperparameter {name}={value}: must be > 0")
+    if (name in ("weight_decay", "kappa", "threshold", "halt_penalty") or name.endswith("_coef")
         and name != "disagreement_coef") and v < 0:
       raise ValueError(f"hyperparameter {name}={value}: must be >= 0")
