@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from tests.agents.offline_data import collect
 from wmjax.agents.iql import (
     IQLConfig,
     IQLHyper,
@@ -22,40 +23,6 @@ from wmjax.types import Transition
 _ENV = "fast/PointMass"
 
 
-def _collect(env, key, counts, noise=0.5):
-  """Episodes of three behaviours on the point mass, in episode order: uniform random actions,
-  a noisy proportional controller towards the origin (``-x - v``), and a noisy controller that
-  pushes away from it (``+x``). ``counts``: episodes of each."""
-  steps = env.steps_per_episode
-
-  def episode(key, kind):
-    k_reset, k_steps = jax.random.split(key)
-
-    def step(env_state, k):
-      k_random, k_noise = jax.random.split(k)
-      obs = env_state.obs
-      noise_t = noise * jax.random.normal(k_noise, (2,))
-      random = jax.random.uniform(k_random, (2,), minval=-1.0, maxval=1.0)
-      towards = jnp.clip(-obs[:2] - obs[2:], -1.0, 1.0) + noise_t
-      away = jnp.clip(obs[:2], -1.0, 1.0) + noise_t
-      action = jnp.clip(jnp.select([kind == 0, kind == 1], [random, towards], away), -1.0, 1.0)
-      next_state = env.step(env_state, action)
-      return next_state, (obs, action, next_state.reward, next_state.obs,
-                          next_state.info["terminated"])
-
-    _, rows = jax.lax.scan(step, env.reset(k_reset), jax.random.split(k_steps, steps))
-    return rows
-
-  kinds = jnp.concatenate([jnp.full(n, i) for i, n in enumerate(counts)])
-  rows = jax.jit(jax.vmap(episode))(jax.random.split(key, kinds.shape[0]), kinds)
-  obs, action, reward, next_obs, terminated = (
-      np.asarray(x).reshape((-1,) + x.shape[2:]) for x in rows)
-  truncated = np.zeros_like(reward)
-  truncated[steps - 1::steps] = 1.0
-  return from_arrays(obs, action, reward, next_obs, terminated, truncated, env=_ENV,
-                     episode_length=50)
-
-
 @pytest.fixture(scope="module")
 def env():
   return make(_ENV)
@@ -63,7 +30,7 @@ def env():
 
 @pytest.fixture(scope="module")
 def dataset(env):
-  return _collect(env, jax.random.PRNGKey(0), (20, 20, 20))
+  return collect(env, jax.random.PRNGKey(0), (20, 20, 20))
 
 
 def _stack(*trees):

@@ -34,8 +34,9 @@ def dataset_dir(tmp_path_factory):
 
 @pytest.mark.parametrize("algo", ["mopo", "morel"])
 def test_learns_from_the_dataset_to_beat_its_behaviour(algo, dataset_dir, tmp_path):
-  """The `fast` preset (3k model steps, 5k SAC updates) on 3,000 transitions, half random, half
-  a noisy controller: behaviour 36.1, random about 28, the controller about 45."""
+  """The `fast` preset (3k model steps, 5k SAC updates) on 3,000 transitions of random, good and
+  bad behaviour: behaviour 26.5, random about 28, cloning the mean action about 35, the good
+  controller about 45."""
   data = pointmass_dataset()
   behaviour = data.behaviour_return
   run = loop.train(algo, "fast/PointMass", out=tmp_path / algo, seeds=1,
@@ -43,7 +44,7 @@ def test_learns_from_the_dataset_to_beat_its_behaviour(algo, dataset_dir, tmp_pa
   records = run.read_metrics()
   final = [r for r in records if "eval/episode_return" in r][-1]
   assert final["updates"] == 5000 and final["env_steps"] == 0
-  assert final["eval/episode_return_mean"] > behaviour + 4.0, (final, behaviour)
+  assert final["eval/episode_return_mean"] > max(behaviour, 28.0) + 8.0, (final, behaviour)
   config = json.loads((run.path / "config.json").read_text())
   assert config["derived"]["dataset"]["behaviour_return"] == pytest.approx(behaviour)
   assert (run.path / "curve.png").exists()
@@ -116,7 +117,7 @@ def test_learned_termination_ends_model_rollouts():
   rollouts end there, so terminated rows appear in the model buffer only past that line."""
   data = pointmass_dataset()
   far = np.linalg.norm(data.next_obs[:, :2], axis=1) > 1.6
-  assert far.sum() > 20
+  assert far.sum() > 20, far.sum()
   term = from_arrays(data.obs, data.action, data.reward, data.next_obs, far.astype(np.float32),
                      np.where(far, 0.0, data.truncated), env="fast/PointMass")
   env = envs.make("fast/PointMass")

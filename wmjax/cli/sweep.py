@@ -24,7 +24,12 @@ def sweep(
     algo: Annotated[str, typer.Argument(
         help="Agent: pets, dreamer, muzero, mbpo, worldmodels or dyna (`wmjax presets` lists "
         "their settings).")],
-    env: Annotated[str, typer.Option(help="Environment, suite/name (see `wmjax envs`).")],
+    env: Annotated[str | None, typer.Option(
+        help="Environment, suite/name (see `wmjax envs`); for an offline agent, default: its "
+        "dataset's.")] = None,
+    dataset: Annotated[pathlib.Path | None, typer.Option(
+        help="Offline agents (mopo, morel, iql): the dataset folder every run learns from.")] =
+    None,
     seeds: Annotated[int, typer.Option(help="Seeds per grid point.",
                                        callback=at_least_one("--seeds"))] = 4,
     grid: Annotated[list[str] | None, typer.Option(
@@ -75,11 +80,32 @@ def sweep(
   """
   import os
 
+  from wmjax.train.algos import get_algo
   from wmjax.train.common import SweepTooLarge, TrainingDiverged
   from wmjax.train.distributed import init_distributed
   from wmjax.train.rundir import RunExistsError
   from wmjax.train.sweep import run_sweep
 
+  try:
+    offline = get_algo(algo).offline
+  except KeyError as e:
+    fail(str(e.args[0]))
+  if dataset is not None and not offline:
+    fail(f"{algo} learns by interacting with its env; --dataset is for the offline agents "
+         "(mopo, morel, iql)")
+  if offline:   # a resumed sweep is given the same arguments again
+    if dataset is None:
+      fail(f"{algo} learns from a dataset: give --dataset PATH")
+    from wmjax.train.algos_offline import dataset_settings
+
+    try:
+      data_env, data_sets = dataset_settings(dataset)
+    except (ValueError, FileNotFoundError) as e:
+      fail(str(e))
+    env = env or data_env
+    set_ = data_sets + list(set_ or [])
+  if env is None:
+    fail("--env ENV is needed (see `wmjax envs`)")
   previous = os.environ.get("WMJAX_DEVICE_MEMORY")
   if memory_limit:
     os.environ["WMJAX_DEVICE_MEMORY"] = memory_limit

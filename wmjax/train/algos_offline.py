@@ -154,15 +154,18 @@ def _build_iql(env_name, steps, config, hyper) -> Built:
 
   env = _env(env_name, config)
   dataset = _load(config, env)
-  agent = iql_lib.make_iql(env, dataset.device(), config, **iql_lib.dataset_kwargs(dataset))
+  scale = iql_lib.reward_scale_of(dataset) if config.normalize_reward else None
+  agent = iql_lib.make_iql(env, dataset.device(), config, reward_scale=scale)
   iterations = max(1, math.ceil(steps / config.updates_per_iteration))
   program = Program(
       init=agent.init, phases=(Phase("train", agent.train_iteration, iterations, 1),),
       evaluate=_evaluate(agent.evaluate, dataset),
       counters=lambda s: {"env_steps": jnp.zeros((), jnp.int32), "updates": s.updates},
-      params=iql_lib.params_of, eval_every=config.eval_every,
+      params=lambda s: (s.value, s.critic, s.actor), eval_every=config.eval_every,
       losses=("iql/critic_loss", "iql/value_loss", "iql/actor_loss"), policy=agent.policy)
-  return Built(env, program, config, hyper, {**_derived(dataset, env), "iterations": iterations},
+  derived = {**_derived(dataset, env), "iterations": iterations,
+             "reward_scale": agent.reward_scale}
+  return Built(env, program, config, hyper, derived,
                progress_total=iterations * config.updates_per_iteration,
                progress_unit="update", progress_key="updates",
                extra={"agent": agent, "dataset": dataset})
