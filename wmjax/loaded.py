@@ -13,13 +13,20 @@ reports for that key (see :mod:`wmjax.rl.rollout` for how a key is used).
 
 The state is restored onto the devices of the loading process (a run trained on a GPU acts on
 a CPU). The whole checkpoint is read (replay buffers included), then only the chosen run kept.
+
+``load(run_dir, checkpoint=STEP)`` loads an earlier checkpoint than the last; :func:`checkpoints`
+lists a run's checkpoints with their env steps and evaluation returns (brax's SAC and PPO keep
+one per evaluation, named by env steps; wmjax's own agents keep the last two, named by chunk).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import json
+import math
 import pathlib
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 
@@ -27,7 +34,7 @@ from wmjax.agents.base import Policy
 from wmjax.rl.rollout import policy_returns
 from wmjax.types import Array, Key
 
-__all__ = ["LoadedAgent", "load"]
+__all__ = ["Checkpoint", "LoadedAgent", "checkpoints", "load"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,8 +94,8 @@ jax.tree_util.register_dataclass(LoadedAgent)
 
 
 def load(run_dir: str | pathlib.Path, *, run: int = 0, seed: int | None = None,
-         deterministic: bool | None = None) -> LoadedAgent:
-  """Loads the last checkpoint of one run of the run folder ``run_dir`` for acting.
+         deterministic: bool | None = None, checkpoint: int | None = None) -> LoadedAgent:
+  """Loads the last checkpoint (or ``checkpoint``) of one run of the run folder ``run_dir``.
 
   Runs of every agent load, brax's SAC and PPO (``wmjax train sac|ppo``) included (their
   ``step`` is brax's env-step count of the checkpoint).
@@ -97,27 +104,22 @@ def load(run_dir: str | pathlib.Path, *, run: int = 0, seed: int | None = None,
   sweep; ``config.json`` lists them), or ``seed``: the seed index (0 .. seeds - 1) of a run
   with one hyperparameter point. ``deterministic``: act by the policy's mode (or mean) rather
   than by sampling; default: as the agent's evaluator acts (sampled for Dreamer with discrete
-  actions and for World Models' V, the mode otherwise).
+  actions and for World Models' V, the mode otherwise). ``checkpoint``: the step of the
+  checkpoint to load (see :func:`checkpoints`): env steps, the name of a brax run's
+  ``checkpoints/seed_<i>/<step>`` folder; for wmjax's agents the chunk count, of which the last
+  two are kept. Default: the last.
   """
-  from wmjax.train.common import RunAxis
   from wmjax.train.loop import load_run, read_run_config
 
   run_dir = pathlib.Path(run_dir)
   saved = read_run_config(run_dir)
-  axis = RunAxis.from_saved(saved)
-  if seed is not None:
-    if len(axis.points) != 1:
-      raise ValueError(f"{run_dir} is a sweep over {len(axis.points)} hyperparameter points; "
-                       f"choose one of its {axis.size} runs with run=")
-    if not 0 <= seed < axis.seeds:
-      raise ValueError(f"seed {seed} is not in {run_dir}: it has seeds 0..{axis.seeds - 1}")
-    run = seed
-  if not 0 <= run < axis.size:
-    raise ValueError(f"run {run} is not in {run_dir}: it has {axis.size} run(s), 0.."
-                     f"{axis.size - 1}")
+  axis, run = _run_index(run_dir, saved, run, seed)
   if saved["algo"] in ("sac", "ppo"):
-    return _load_brax(run_dir, saved, run, deterministic)
-  algo, built, state, saved, step = load_run(run_dir)
+    return _load_brax(run_dir, saved, run, deterministic, checkpoint)
+  if checkpoint is None:
+    algo, built, state, saved, step = load_run(run_dir)
+  else:
+    algo, built, state, saved, step = _load_run_at(run_dir, int(checkpoint))
   program = built.program
   if program.policy is None:
     raise NotImplementedError(f"the {algo.name} agent has no policy to act with")
@@ -134,24 +136,139 @@ def load(run_dir: str | pathlib.Path, *, run: int = 0, seed: int | None = None,
       config=built.config, path=str(run_dir))
 
 
+def _run_index(run_dir: pathlib.Path, saved: dict, run: int, seed: int | None):
+  """``(axis, run)``: the run axis of a run folder and the index that ``run`` / ``seed`` name."""
+  from wmjax.train.common import RunAxis
+
+  axis = RunAxis.from_saved(saved)
+  if seed is not None:
+    if len(axis.points) != 1:
+      raise ValueError(f"{run_dir} is a sweep over {len(axis.points)} hyperparameter points; "
+                       f"choose one of its {axis.size} runs with run=")
+    if not 0 <= seed < axis.seeds:
+      raise ValueError(f"seed {seed} is not in {run_dir}: it has seeds 0..{axis.seeds - 1}")
+    run = seed
+  if not 0 <= run < axis.size:
+    raise ValueError(f"run {run} is not in {run_dir}: it has {axis.size} run(s), 0.."
+                     f"{axis.size - 1}")
+  return axis, run
+
+
+def _load_run_at(run_dir: pathlib.Path, step: int):
+  """``wmjax.train.loop.load_run`` at checkpoint ``step`` rather than the last one."""
+  from wmjax.train.algos import get_algo
+  from wmjax.train.checkpoint import Checkpointer
+  from wmjax.train.common import RunAxis
+  from wmjax.train.loop import _saved_settings, _user_env, read_run_config
+
+  saved = read_run_config(run_dir)
+  algo = get_algo(saved["algo"])
+  _user_env(saved)
+  config, hyper = _saved_settings(algo, saved)
+  built = algo.build(saved["env"], saved["steps"], config, hyper)
+  program = built.program
+  axis = RunAxis.from_saved(saved)
+  init_fn = program.init_runs or jax.vmap(program.init)
+  abstract = jax.eval_shape(init_fn, axis.keys(), axis.hypers(hyper))
+  ckpt = Checkpointer(run_dir / "checkpoints")
+  try:
+    steps = ckpt.all_steps()
+    if step not in steps:
+      raise ValueError(f"checkpoint {step} is not in {run_dir}: it has checkpoint(s) "
+                       f"{', '.join(map(str, steps)) or 'none'} (wmjax's agents keep the last "
+                       "two, named by chunk)")
+    step, state = ckpt.restore(abstract, step=step)
+  finally:
+    ckpt.close()
+  return algo, built, state, saved, step
+
+
+class Checkpoint(NamedTuple):
+  """One checkpoint of a run (:func:`checkpoints`)."""
+
+  step: int                   # what load(checkpoint=) takes: env steps (brax), chunk (wmjax)
+  env_steps: int | None       # env steps trained when it was saved (None: not in the metrics)
+  eval_return: float | None   # this run's evaluation return then (metrics.jsonl), if logged
+  path: str                   # its folder
+
+
+def checkpoints(run_dir: str | pathlib.Path, *, run: int = 0,
+                seed: int | None = None) -> list[Checkpoint]:
+  """The checkpoints of one run of ``run_dir`` (``run`` / ``seed`` as :func:`load`), oldest
+  first, with the env steps and the evaluation return that ``metrics.jsonl`` logged for each.
+
+  A brax run (``wmjax train sac|ppo``) keeps one checkpoint per evaluation, named by env steps;
+  its ``metrics.jsonl`` is written when training ends, so a run still training has no returns
+  here yet. wmjax's own agents keep the last two checkpoints, named by chunk (the metrics'
+  ``iteration``); their evaluation return is there for chunks that evaluated.
+  """
+  from wmjax.train.loop import read_run_config
+
+  run_dir = pathlib.Path(run_dir)
+  saved = read_run_config(run_dir)
+  _, run = _run_index(run_dir, saved, run, seed)
+  records = _read_records(run_dir / "metrics.jsonl")
+  brax = saved["algo"] in ("sac", "ppo")
+  key = "env_steps" if brax else "iteration"
+  by_step = {int(r[key]): r for r in records if key in r}
+  folder = run_dir / "checkpoints" / (f"seed_{run}" if brax else "")
+  folders = {int(p.name): p for p in folder.iterdir()
+             if p.is_dir() and p.name.isdigit()} if folder.is_dir() else {}
+  out = []
+  for step in sorted(folders):
+    record = by_step.get(step, {})
+    value = record.get("eval/episode_return")
+    if isinstance(value, list):
+      value = value[run] if run < len(value) else None
+    value = None if value is None or not math.isfinite(float(value)) else float(value)
+    env_steps = step if brax else record.get("env_steps")
+    out.append(Checkpoint(step=step, env_steps=None if env_steps is None else int(env_steps),
+                          eval_return=value, path=str(folders[step])))
+  return out
+
+
+def _read_records(path: pathlib.Path) -> list[dict]:
+  """The lines of a ``metrics.jsonl`` (none if it is missing; a last line cut short is
+  dropped)."""
+  if not path.exists():
+    return []
+  records = []
+  lines = [line for line in path.read_text().splitlines() if line.strip()]
+  for i, line in enumerate(lines):
+    try:
+      records.append(json.loads(line))
+    except json.JSONDecodeError:
+      if i == len(lines) - 1:
+        break
+      raise
+  return records
+
+
 def _load_brax(run_dir: pathlib.Path, saved: dict, seed_index: int,
-               deterministic: bool | None) -> LoadedAgent:
+               deterministic: bool | None, checkpoint: int | None = None) -> LoadedAgent:
   """A run of brax's SAC or PPO trainer (``wmjax train sac|ppo``): the last parameter checkpoint
-  of one seed (``checkpoints/seed_<i>/<step>``), acting through brax's own inference function,
-  in a wmjax env with the run's episode length and action repeat."""
+  (or the one of ``checkpoint`` env steps) of one seed (``checkpoints/seed_<i>/<step>``), acting
+  through brax's own inference function, in a wmjax env with the run's episode length and
+  action repeat."""
   import importlib
 
   from brax.training import checkpoint as brax_checkpoint
 
-  from wmjax import envs
   from wmjax.train.brax_runner import _jax_compat
 
   _jax_compat()
   algo = saved["algo"]
-  folder = run_dir / "checkpoints" / f"seed_{seed_index}"
+  # orbax (under brax's loader) refuses relative checkpoint paths.
+  folder = run_dir.absolute() / "checkpoints" / f"seed_{seed_index}"
   steps = sorted(p for p in folder.iterdir() if p.name.isdigit()) if folder.is_dir() else []
   if not steps:
     raise FileNotFoundError(f"{folder} holds no checkpoint of brax's {algo.upper()} trainer")
+  if checkpoint is not None:
+    chosen = [p for p in steps if int(p.name) == int(checkpoint)]
+    if not chosen:
+      raise ValueError(f"checkpoint {checkpoint} is not in {folder}: it has "
+                       f"{', '.join(str(int(p.name)) for p in steps)} (env steps)")
+    steps = chosen
   checkpoint = importlib.import_module(f"brax.training.agents.{algo}.checkpoint")
   networks = importlib.import_module(f"brax.training.agents.{algo}.networks")
   factory = getattr(networks, f"make_{algo}_networks")
@@ -167,14 +284,23 @@ def _load_brax(run_dir: pathlib.Path, saved: dict, seed_index: int,
     return carry, action
 
   config = saved["config"]
-  env = envs.make(saved["env"], episode_length=int(config["episode_length"]),
-                  action_repeat=int(config["action_repeat"]))
+  env = _brax_env(saved["env"], int(config["episode_length"]), int(config["action_repeat"]))
   return LoadedAgent(
       state=params, hyper=(), policy=Policy(init, act), env=env, algo=algo,
       env_name=saved["env"], run=seed_index, runs=int(saved["seeds"]), seed_index=seed_index,
       point=(), step=int(steps[-1].name),
       deterministic=True if deterministic is None else bool(deterministic), config=None,
       path=str(run_dir))
+
+
+@functools.lru_cache(maxsize=8)
+def _brax_env(name: str, episode_length: int, action_repeat: int):
+  """The env of a brax run, built once per process: loading several checkpoints of a run
+  (``wmjax dataset collect``'s medium-replay) then costs no env build each (seconds for an MJX
+  env), and their agents share one env, so a program compiled for one serves the others."""
+  from wmjax import envs
+
+  return envs.make(name, episode_length=episode_length, action_repeat=action_repeat)
 
 
 def _brax_network_config(path: pathlib.Path, algo: str):

@@ -5,7 +5,7 @@ registry, :mod:`wmjax.train.algos`), :mod:`wmjax.cli.runs` (``eval``, ``compare`
 :mod:`wmjax.cli.sweep` and :mod:`wmjax.cli.listing` (``envs``, ``presets``).
 """
 
-from wmjax.cli import listing, runs, sweep, train  # noqa: E402,F401  (register the commands)
+from wmjax.cli import dataset, listing, runs, sweep, train  # noqa: E402,F401  (registers commands)
 from wmjax.cli.common import app
 
 __all__ = ["app"]
