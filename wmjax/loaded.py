@@ -119,7 +119,7 @@ def load(run_dir: str | pathlib.Path, *, run: int = 0, seed: int | None = None,
   if checkpoint is None:
     algo, built, state, saved, step = load_run(run_dir)
   else:
-    algo, built, state, saved, step = _load_run_at(run_dir, int(checkpoint))
+    algo, built, state, saved, step = load_run(run_dir, step=int(checkpoint))
   program = built.program
   if program.policy is None:
     raise NotImplementedError(f"the {algo.name} agent has no policy to act with")
@@ -152,35 +152,6 @@ def _run_index(run_dir: pathlib.Path, saved: dict, run: int, seed: int | None):
     raise ValueError(f"run {run} is not in {run_dir}: it has {axis.size} run(s), 0.."
                      f"{axis.size - 1}")
   return axis, run
-
-
-def _load_run_at(run_dir: pathlib.Path, step: int):
-  """``wmjax.train.loop.load_run`` at checkpoint ``step`` rather than the last one."""
-  from wmjax.train.algos import get_algo
-  from wmjax.train.checkpoint import Checkpointer
-  from wmjax.train.common import RunAxis
-  from wmjax.train.loop import _saved_settings, _user_env, read_run_config
-
-  saved = read_run_config(run_dir)
-  algo = get_algo(saved["algo"])
-  _user_env(saved)
-  config, hyper = _saved_settings(algo, saved)
-  built = algo.build(saved["env"], saved["steps"], config, hyper)
-  program = built.program
-  axis = RunAxis.from_saved(saved)
-  init_fn = program.init_runs or jax.vmap(program.init)
-  abstract = jax.eval_shape(init_fn, axis.keys(), axis.hypers(hyper))
-  ckpt = Checkpointer(run_dir / "checkpoints")
-  try:
-    steps = ckpt.all_steps()
-    if step not in steps:
-      raise ValueError(f"checkpoint {step} is not in {run_dir}: it has checkpoint(s) "
-                       f"{', '.join(map(str, steps)) or 'none'} (wmjax's agents keep the last "
-                       "two, named by chunk)")
-    step, state = ckpt.restore(abstract, step=step)
-  finally:
-    ckpt.close()
-  return algo, built, state, saved, step
 
 
 class Checkpoint(NamedTuple):

@@ -394,10 +394,12 @@ def _check_finite(algo, program: Program, where: str, finite, metrics: dict, per
           f"for seed(s) {bad}: the model produces NaN or infinite predictions; " + kept)
 
 
-def load_run(run_dir: str | pathlib.Path, *, replace: dict | None = None):
-  """Rebuilds a run from its folder at its last checkpoint: ``(algo, built, state, saved,
-  step)``. ``replace``: Config fields to change in the rebuilt agent (e.g. the evaluation's
-  episode count); the checkpoint's structure must not depend on them."""
+def load_run(run_dir: str | pathlib.Path, *, replace: dict | None = None,
+             step: int | None = None):
+  """Rebuilds a run from its folder at its last checkpoint (or at checkpoint ``step``):
+  ``(algo, built, state, saved, step)``. ``replace``: Config fields to change in the rebuilt
+  agent (e.g. the evaluation's episode count); the checkpoint's structure must not depend on
+  them."""
   from wmjax.train.algos import get_algo
 
   saved = read_run_config(run_dir)
@@ -416,7 +418,11 @@ def load_run(run_dir: str | pathlib.Path, *, replace: dict | None = None):
   try:
     if ckpt.latest_step() is None:
       raise FileNotFoundError(f"{run_dir} has no checkpoint yet (checkpoints/ is empty)")
-    step, state = ckpt.restore(abstract)
+    if step is not None and step not in ckpt.all_steps():
+      raise ValueError(f"checkpoint {step} is not in {run_dir}: it has checkpoint(s) "
+                       f"{', '.join(map(str, ckpt.all_steps()))} (wmjax's agents keep the last "
+                       "two, named by chunk)")
+    step, state = ckpt.restore(abstract, step=step)
   finally:
     ckpt.close()
   return algo, built, state, saved, step
