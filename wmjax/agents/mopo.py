@@ -25,8 +25,8 @@ batches that are ``real_ratio`` dataset rows and the rest model rows).
 
 Terminal states: with ``learn_termination`` (``auto``: when the dataset has terminated rows) a
 classifier of next observations (:mod:`wmjax.models.termination`) is fit beside the ensemble and
-ends model rollouts where it calls a state terminal; the rows after a rollout's end are replaced
-by other rows of the same batch, so the buffer holds only live transitions.
+ends model rollouts where it calls a state terminal; the rows after a rollout's end are not
+written, so the buffer holds only live transitions.
 
 The dataset (a :class:`~wmjax.types.Transition` of device arrays) is closed over, not part of
 the state: every vmapped run (seeds, penalties) shares one copy and checkpoints never hold it.
@@ -269,7 +269,7 @@ def _make(env, data: Transition, config: OfflineModelConfig, kind: str) -> Offli
 
   def rollouts(state: OfflineModelState, hyper, key) -> tuple[RingBuffer, Metrics]:
     model = state.model
-    k_start, k_steps, k_fill = jax.random.split(key, 3)
+    k_start, k_steps = jax.random.split(key)
     n = cfg.rollout_batch
     obs = data.obs[jax.random.randint(k_start, (n,), 0, n_data)]
     lo, hi = model.normalizer.target_min[-1], model.normalizer.target_max[-1]
@@ -304,13 +304,6 @@ def _make(env, data: Transition, config: OfflineModelConfig, kind: str) -> Offli
         step, init_carry, jax.random.split(k_steps, cfg.rollout_length))
     flat = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), seq)   # [h * N, ...]
     valid = alive.reshape(-1)             # a row is live if its rollout had not ended before it
-    # Rows after a rollout's end are replaced by live rows of this batch (the first step of
-    # every rollout is live, so there are always N of them).
-    live_first = jnp.argsort(~valid, stable=True)
-    n_valid = jnp.sum(valid)
-    pick = live_first[jax.random.randint(k_fill, valid.shape, 0, jnp.maximum(n_valid, 1))]
-    source = jnp.where(valid, jnp.arange(valid.shape[0]), pick)
-    flat = jax.tree.map(lambda x: x[source], flat)
     keep = min(flat.reward.shape[0], state.imagined.data.reward.shape[0])
     flat = jax.tree.map(lambda x: x[-keep:], flat)
     live = alive.astype(jnp.float32)
@@ -320,7 +313,7 @@ def _make(env, data: Transition, config: OfflineModelConfig, kind: str) -> Offli
                f"{kind}/uncertainty": jnp.sum(u * live) / jnp.sum(live)}
     if kind == "morel":
       metrics["morel/halted"] = jnp.sum(halted * live) / jnp.sum(live)
-    return add_batch(state.imagined, flat), metrics
+    return add_batch(state.imagined, flat, valid[-keep:]), metrics
 
   def sac_batch(imagined: RingBuffer, key) -> Transition:
     k_real, k_model = jax.random.split(key)
