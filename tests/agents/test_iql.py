@@ -52,11 +52,23 @@ def test_reward_scale_from_inferred_episode_ends_matches_the_datasets_own(datase
   ends = episode_ends(dataset.obs, dataset.next_obs, dataset.terminated)
   np.testing.assert_array_equal(ends, dataset.ends > 0)
   returns, _ = dataset.episodes()
-  expected = 1000.0 / (returns.max() - returns.min())
+  # A wide spread (returns 2-47, mean 26.5): D4RL's rule with T = 50 steps per episode.
+  expected = 50.0 / (returns.max() - returns.min())
   assert reward_scale_of(dataset) == pytest.approx(expected)
+  assert reward_scale_of(dataset, steps_per_episode=1000) == pytest.approx(
+      1000.0 / (returns.max() - returns.min()))
   iql = make_iql(make(_ENV), dataset.device(), IQLConfig(hidden_sizes=(8,)))
   assert iql.reward_scale == pytest.approx(expected, rel=1e-6)
-  flat = from_arrays(np.zeros((5, 4)), np.zeros((5, 2)), np.ones(5), np.zeros((5, 4)))
+  # A narrow spread (the good controller's episodes only): the floor at |mean| holds the scale
+  # near 1 rather than 50 / (a few points).
+  good = returns[20:40]
+  rows = slice(20 * 50, 40 * 50)
+  narrow = from_arrays(dataset.obs[rows], dataset.action[rows], dataset.reward[rows],
+                       dataset.next_obs[rows], dataset.terminated[rows], dataset.truncated[rows],
+                       env=_ENV, episode_length=50)
+  assert good.max() - good.min() < abs(good.mean())
+  assert reward_scale_of(narrow) == pytest.approx(50.0 / abs(good.mean()))
+  flat = from_arrays(np.zeros((5, 4)), np.zeros((5, 2)), np.zeros(5), np.zeros((5, 4)))
   with pytest.raises(ValueError, match="normalize_reward=False"):
     reward_scale_of(flat)
 
