@@ -17,9 +17,12 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+import jax
+import jax.numpy as jnp
+
 from wmjax.types import Array, Key, Metrics
 
-__all__ = ["Phase", "Program", "Policy", "require_vector_continuous"]
+__all__ = ["Phase", "Program", "Policy", "require_vector_continuous", "raw_key"]
 
 State = Any   # a pytree of arrays: the whole state of one run (replay buffers included)
 Hyper = Any   # a NamedTuple of float arrays (vmappable hyperparameters)
@@ -127,3 +130,11 @@ def require_vector_continuous(env, who: str) -> None:
   if len(spec.obs_shape) != 1:
     raise ValueError(f"{who} takes vector observations; {env.name} has observations of shape "
                      f"{spec.obs_shape} (try `wmjax train dreamer` for images).")
+
+
+def raw_key(key: Key) -> Key:
+  """``key`` as a raw ``uint32[2]`` key, which agents keep in their states and orbax checkpoints
+  and brax's wrappers take; a typed key (``jax.random.key``) is unwrapped."""
+  if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+    return jax.random.key_data(key)
+  return key

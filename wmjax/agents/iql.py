@@ -47,6 +47,7 @@ import numpy as np
 import optax
 
 from wmjax.agents.base import Policy, require_vector_continuous
+from wmjax.agents.base import raw_key as _raw
 from wmjax.nets.mlp import MLP, get_activation
 from wmjax.offline.dataset import DatasetError, episode_returns
 from wmjax.rl.rollout import policy_returns
@@ -380,9 +381,3 @@ def make_iql(env, data: Transition, config: IQLConfig = IQLConfig(),
 
   return IQL(config=cfg, init=init, train_iteration=train_iteration, evaluate=evaluate,
              policy=policy, update=update, reward_scale=reward_scale)
-
-
-def _raw(key: Key) -> Key:
-  if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-    return jax.random.key_data(key)
-  return key

@@ -27,6 +27,7 @@ import jax.numpy as jnp
 
 from wmjax.agents import sac as sac_lib
 from wmjax.agents.base import Policy, require_vector_continuous
+from wmjax.agents.base import raw_key as _raw
 from wmjax.models import ensemble as ensemble_lib
 from wmjax.replay.transitions import RingBuffer, add_batch, init_ring, sample_rows
 from wmjax.rl.rollout import policy_returns
@@ -288,9 +289,3 @@ def make_mbpo(env, config: MBPOConfig, total_steps: int) -> MBPO:
 
   return MBPO(config=cfg, init=init, train_iteration=train_iteration, evaluate=evaluate,
               ensemble=ensemble, sac=sac, policy=policy)
-
-
-def _raw(key: Key) -> Key:
-  if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-    return jax.random.key_data(key)
-  return key

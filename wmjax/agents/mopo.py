@@ -42,6 +42,7 @@ import jax.numpy as jnp
 
 from wmjax.agents import sac as sac_lib
 from wmjax.agents.base import Policy, require_vector_continuous
+from wmjax.agents.base import raw_key as _raw
 from wmjax.models import ensemble as ensemble_lib
 from wmjax.models.termination import make_termination
 from wmjax.replay.transitions import RingBuffer, add_batch, init_ring, sample_rows
@@ -358,9 +359,3 @@ def _make(env, data: Transition, config: OfflineModelConfig, kind: str) -> Offli
                            policy_iteration=policy_iteration, evaluate=evaluate, policy=policy,
                            ensemble=ensemble, sac=sac, learns_termination=learns_termination,
                            uncertainty=uncertainty)
-
-
-def _raw(key: Key) -> Key:
-  if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-    return jax.random.key_data(key)
-  return key

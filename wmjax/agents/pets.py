@@ -30,6 +30,7 @@ import jax.numpy as jnp
 
 from wmjax import planners as planners_lib
 from wmjax.agents.base import Policy
+from wmjax.agents.base import raw_key as _raw
 from wmjax.models import ensemble as ensemble_lib
 from wmjax.models import propagation
 from wmjax.models.termination import TerminationState, make_termination
@@ -419,10 +420,3 @@ def _episode_metrics(ret, valid, info, fit_metrics) -> Metrics:
 def _zeros_like_fit_metrics(fit, models, buffer) -> Metrics:
   shapes = jax.eval_shape(lambda m: fit(m, jax.random.PRNGKey(0), buffer)[1], models)
   return jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), shapes)
-
-
-def _raw(key: Key) -> Key:
-  """Raw uint32 keys, which orbax checkpoints and brax's wrappers take."""
-  if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-    return jax.random.key_data(key)
-  return key

@@ -38,6 +38,7 @@ import optax
 from jax.flatten_util import ravel_pytree
 
 from wmjax.agents.base import Policy, require_vector_continuous
+from wmjax.agents.base import raw_key as _raw
 from wmjax.nets.mlp import MLP, get_activation
 from wmjax.rl.returns import gae
 from wmjax.rl.rollout import policy_returns
@@ -416,9 +417,3 @@ def make_trpo(env, config: TRPOConfig) -> TRPO:
 
   return TRPO(config=cfg, init=init, train_iteration=train_iteration, evaluate=evaluate,
               policy=policy, distribution=distribution)
-
-
-def _raw(key: Key) -> Key:
-  if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-    return jax.random.key_data(key)
-  return key
