@@ -107,6 +107,10 @@ _MBPO_DMC = dict(action_repeat=4, steps_per_iteration=250, prefill_steps=500, en
                  num_elites=4, hidden_sizes=(200, 200, 200), model_train_steps=1000,
                  rollout_batch=5000, rollout_length=1, model_retain_iterations=5,
                  sac_hidden_sizes=(256, 256), updates_per_step=5, eval_every=2, eval_episodes=4)
+_MBPO_BRAX = dict(steps_per_iteration=250, prefill_steps=2000, ensemble_size=5, num_elites=4,
+                  hidden_sizes=(200, 200, 200), model_train_steps=500, rollout_batch=5000,
+                  rollout_length=1, model_retain_iterations=5, sac_hidden_sizes=(256, 256),
+                  updates_per_step=5, eval_every=8, eval_episodes=4)
 _MBPO = (
     _p("fast", ["fast/*"],
        dict(steps_per_iteration=50, prefill_steps=200, ensemble_size=5, num_elites=4,
@@ -118,11 +122,11 @@ _MBPO = (
     _p("dmc", ["dmc/*"], _MBPO_DMC, steps=12_500,
        note="action repeat 4 as SAC-from-states and DrQ on DM Control; one iteration is one "
        "1000-step episode, evaluated every 2000 env steps"),
-    _p("brax", ["brax/*"],
-       dict(steps_per_iteration=250, prefill_steps=2000, ensemble_size=5, num_elites=4,
-            hidden_sizes=(200, 200, 200), model_train_steps=500, rollout_batch=5000,
-            rollout_length=1, model_retain_iterations=5, sac_hidden_sizes=(256, 256),
-            updates_per_step=5, eval_every=8, eval_episodes=4),
+    _p("brax-terminal", ["brax/hopper", "brax/walker2d", "brax/ant", "brax/humanoid*"],
+       dict(_MBPO_BRAX, learn_termination=True), steps=50_000,
+       note="brax locomotion that ends episodes (falls): the brax sizes, terminal states "
+       "learned so model rollouts end where the real ones would"),
+    _p("brax", ["brax/*"], _MBPO_BRAX,
        steps=50_000, note="brax locomotion (halfcheetah: 2415 at 50k env steps, README)"),
     _p("generic-cpu", (), {**_MBPO_DMC, "action_repeat": 1}, steps=12_500, device="cpu",
        note="the DM Control sizes at action repeat 1"),

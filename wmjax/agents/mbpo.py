@@ -11,10 +11,14 @@ Every training iteration, in one jitted program:
    ``updates_per_step`` SAC updates on batches that are ``real_ratio`` real data and the rest
    model data.
 
-The ensemble predicts the next observation and the reward; model rollouts never terminate, so
-MBPO here suits tasks without terminal states (DM Control, brax halfcheetah, ...). An env that
-reports a terminal state is flagged in the metrics (``train/terminations``) and the runner
-warns: the paper uses a known termination function per task for those.
+The ensemble predicts the next observation and the reward. By default model rollouts never
+terminate, which suits tasks without terminal states (DM Control, brax halfcheetah, ...). For
+tasks that end episodes (hopper, walker, ant), ``learn_termination`` fits a classifier of next
+observations (:mod:`wmjax.models.termination`) on the real data with every refit, and model
+rollouts end where it calls a state terminal (the transition is stored as terminal; the steps
+after it are not stored): the learned counterpart of the paper's known termination function
+per task. An env that reports a terminal state without it is flagged in the metrics
+(``train/terminations``) and the runner warns.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from wmjax.agents import sac as sac_lib
 from wmjax.agents.base import Policy, require_vector_continuous
 from wmjax.agents.base import raw_key as _raw
 from wmjax.models import ensemble as ensemble_lib
+from wmjax.models.termination import make_termination
 from wmjax.replay.transitions import RingBuffer, add_batch, init_ring, sample_rows
 from wmjax.rl.rollout import policy_returns
 from wmjax.types import Array, Key, Metrics, Transition
@@ -55,6 +60,8 @@ class MBPOConfig:
   model_train_steps: int = 200         # gradient steps per refit (one refit per iteration)
   holdout_fraction: float = 0.1
   nll_beta: float = 0.5                # beta-NLL (see ensemble.py): 0 is the plain Gaussian NLL
+  learn_termination: bool = False      # end model rollouts at learned terminal states
+  termination_hidden_sizes: tuple[int, ...] = (64, 64)
   # Branched rollouts.
   rollout_batch: int = 10_000          # rollouts started per iteration
   rollout_length: int = 1              # model steps per rollout (k)
@@ -115,6 +122,7 @@ class MBPOState(NamedTuple):
   key: Key                 # raw uint32 key
   agent_steps: Array       # int32: real agent steps so far (all envs, prefill included)
   iteration: Array         # int32
+  termination: Any = ()    # TerminationState with learn_termination, else () (no leaves)
 
 
 class MBPO(NamedTuple):
@@ -147,6 +155,9 @@ def make_mbpo(env, config: MBPOConfig, total_steps: int) -> MBPO:
   sac = sac_lib.make_sac(obs_size, action_size,
                          sac_lib.SACConfig(hidden_sizes=tuple(cfg.sac_hidden_sizes),
                                            initial_alpha=cfg.sac_initial_alpha))
+  termination = (make_termination(obs_size, tuple(cfg.termination_hidden_sizes), cfg.activation,
+                                  cfg.model_batch_size, cfg.model_train_steps)
+                 if cfg.learn_termination else None)
   n_envs = cfg.num_envs
   prefill_iters = -(-cfg.prefill_steps // n_envs)
   real_capacity = total_steps + (prefill_iters + cfg.steps_per_iteration) * n_envs
@@ -185,18 +196,20 @@ def make_mbpo(env, config: MBPOConfig, total_steps: int) -> MBPO:
 
     (env_state, ep_return, real), _ = jax.lax.scan(
         prefill, (env_state, jnp.zeros(n_envs), real), jax.random.split(k_prefill, prefill_iters))
+    term = termination.init(jax.random.fold_in(k_model, 1)) if termination is not None else ()
     return MBPOState(model=model, sac=sac_state, real=real, imagined=imagined,
                      env_state=env_state, episode_return=ep_return, key=k_next,
                      agent_steps=jnp.asarray(prefill_iters * n_envs, jnp.int32),
-                     iteration=jnp.zeros((), jnp.int32))
+                     iteration=jnp.zeros((), jnp.int32), termination=term)
 
-  def branch_rollouts(model, actor, imagined: RingBuffer, real: RingBuffer, key) -> tuple[
+  def branch_rollouts(model, term, actor, imagined: RingBuffer, real: RingBuffer, key) -> tuple[
       RingBuffer, Metrics]:
     k_start, k_steps = jax.random.split(key)
     obs = sample_rows(real, k_start, cfg.rollout_batch).obs
     lo, hi = model.normalizer.target_min[-1], model.normalizer.target_max[-1]
 
-    def step(obs, k):
+    def step(carry, k):
+      obs, alive = carry
       k_act, k_member, k_noise = jax.random.split(k, 3)
       action = sac.act(actor, k_act, obs)
       mean, logvar = ensemble.predict(model, obs, action)                # [E, N, O + 1]
@@ -207,16 +220,24 @@ def make_mbpo(env, config: MBPOConfig, total_steps: int) -> MBPO:
       sample = mean + jnp.exp(0.5 * logvar) * jax.random.normal(k_noise, mean.shape)
       next_obs = sample[:, :obs_size]
       reward = jnp.clip(sample[:, obs_size], lo, hi)
+      done = (termination.logit(term, next_obs) > 0 if termination is not None
+              else jnp.zeros(reward.shape, bool))
       transition = Transition(obs=obs, action=action, reward=reward, next_obs=next_obs,
-                              terminated=jnp.zeros_like(reward))
-      return next_obs, transition
+                              terminated=done.astype(jnp.float32))
+      return (next_obs, alive & ~done), (transition, alive)
 
-    _, seq = jax.lax.scan(step, obs, jax.random.split(k_steps, cfg.rollout_length))
+    _, (seq, alive) = jax.lax.scan(step, (obs, jnp.ones(cfg.rollout_batch, bool)),
+                                   jax.random.split(k_steps, cfg.rollout_length))
     flat = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), seq)   # [k * N, ...]
+    valid = alive.reshape(-1)   # steps after a rollout's (learned) terminal state are not kept
     # The ring takes at most its capacity per write: keep the newest rows if k * N exceeds it.
     keep = min(flat.reward.shape[0], imagined.data.reward.shape[0])
     flat = jax.tree.map(lambda x: x[-keep:], flat)
-    return add_batch(imagined, flat), {"model/rollout_reward": jnp.mean(seq.reward)}
+    live = alive.astype(jnp.float32)
+    metrics = {"model/rollout_reward": jnp.sum(seq.reward * live) / jnp.sum(live)}
+    if termination is not None:
+      metrics["model/rollout_terminal"] = jnp.sum(seq.terminated * live) / jnp.sum(live)
+    return add_batch(imagined, flat, valid[-keep:]), metrics
 
   def sac_batch(real: RingBuffer, imagined: RingBuffer, key) -> Transition:
     k_real, k_model = jax.random.split(key)
@@ -233,8 +254,13 @@ def make_mbpo(env, config: MBPOConfig, total_steps: int) -> MBPO:
     hyper = MBPOHyper(*hyper)
     k_fit, k_roll, k_steps, k_next = jax.random.split(state.key, 4)
     model, fit_metrics = ensemble.fit(state.model, k_fit, state.real.data, state.real.size)
-    imagined, roll_metrics = branch_rollouts(model, state.sac.actor, state.imagined, state.real,
-                                             k_roll)
+    term = state.termination
+    if termination is not None:
+      term, term_metrics = termination.fit(term, jax.random.fold_in(k_fit, 1), state.real.data,
+                                           state.real.size)
+      fit_metrics = {**fit_metrics, **term_metrics}
+    imagined, roll_metrics = branch_rollouts(model, term, state.sac.actor, state.imagined,
+                                             state.real, k_roll)
     updates = cfg.updates_per_step * n_envs
 
     def env_and_updates(carry, k):
@@ -270,7 +296,7 @@ def make_mbpo(env, config: MBPOConfig, total_steps: int) -> MBPO:
     new_state = MBPOState(model=model, sac=sac_state, real=real, imagined=imagined,
                           env_state=env_state, episode_return=ep_return, key=k_next,
                           agent_steps=state.agent_steps + cfg.steps_per_iteration * n_envs,
-                          iteration=state.iteration + 1)
+                          iteration=state.iteration + 1, termination=term)
     return new_state, metrics
 
   def policy_init(state: MBPOState, hyper, key):

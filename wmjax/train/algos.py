@@ -254,8 +254,9 @@ def _build_mbpo(env_name, steps, config, hyper) -> Built:
       evaluate=lambda s, k, h: _episodes(mbpo.evaluate(s, k)),
       counters=lambda s: {"agent_steps": s.agent_steps, "env_steps": s.agent_steps * repeat,
                           "sac_updates": s.sac.updates},
-      params=lambda s: (s.sac.actor, s.sac.critic, s.model.params),
-      eval_every=config.eval_every, policy=mbpo.policy)
+      params=lambda s: (s.sac.actor, s.sac.critic, s.model.params, s.termination),
+      eval_every=config.eval_every, policy=mbpo.policy,
+      losses=("termination/loss",) if config.learn_termination else ())
   derived = {"iterations": iterations, "real_per_batch": config.real_per_batch,
              "model_capacity": config.model_capacity, "spec": dataclasses.asdict(env.spec)}
   return Built(env, program, config, hyper, derived, progress_total=steps * repeat,
@@ -263,10 +264,11 @@ def _build_mbpo(env_name, steps, config, hyper) -> Built:
 
 
 def _mbpo_hook(ctx: HookContext) -> None:
-  if not ctx.built.extra["warned"] and (ctx.record.get("train/terminations_mean") or 0) > 0:
+  if (not ctx.built.extra["warned"] and not ctx.built.config.learn_termination
+      and (ctx.record.get("train/terminations_mean") or 0) > 0):
     warnings.warn(f"{ctx.run.read_config()['env']} reached terminal states, but MBPO's model "
-                  "rollouts never terminate here; its value targets past those states are "
-                  "biased.", stacklevel=2)
+                  "rollouts never terminate without --set learn_termination=true; its value "
+                  "targets past those states are biased.", stacklevel=2)
     ctx.built.extra["warned"] = True
 
 
