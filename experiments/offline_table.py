@@ -183,7 +183,7 @@ def summarise(out: pathlib.Path, algos=ALGOS, datasets=DATASETS) -> list[dict]:
           "updates": int(steps[-1]), "final": float(mean[-1]),
           "final_per_seed": [float(v) for v in scores[-1]], "peak": float(mean[peak]),
           "peak_at": int(steps[peak]), "curve_updates": steps.tolist(),
-          "curve_mean": mean.tolist(), "wall_s": entry.get("wall_s", wall),
+          "curve_mean": mean.tolist(), "wall_s": wall,
           "device": entry.get("device"), "finished": entry.get("finished")}
     rows.append(row)
   return rows
