@@ -118,8 +118,10 @@ def run_table(out: pathlib.Path, algos=ALGOS, datasets=DATASETS, seeds: int = 3,
       else:
         env, data_sets = dataset_settings(data)
         echo(f"{key}: starting ({seeds} seeds)")
+        mine = [x.split(":", 1)[1] if ":" in x.split("=", 1)[0] else x for x in sets
+                if ":" not in x.split("=", 1)[0] or x.startswith(f"{algo}:")]
         loop.train(algo, env, out=path, steps=updates, seeds=seeds,
-                   sets=[*data_sets, *sets], progress=progress, minutes=left, echo=echo)
+                   sets=[*data_sets, *mine], progress=progress, minutes=left, echo=echo)
       entry["wall_s"] += time.time() - start
       entry["sessions"] += 1
       entry["device"] = device_label()
@@ -263,7 +265,8 @@ def main(argv=None) -> None:
   parser.add_argument("--seeds", type=int, default=3)
   parser.add_argument("--updates", type=int, default=None, help="per run; default the preset's")
   parser.add_argument("--size", type=int, default=100_000, help="transitions per dataset")
-  parser.add_argument("--set", action="append", default=[], help="key=value for every run")
+  parser.add_argument("--set", action="append", default=[],
+                      help="key=value for every run, or algo:key=value for one algorithm's")
   parser.add_argument("--minutes", type=float, default=None)
   parser.add_argument("--no-progress", action="store_true")
   args = parser.parse_args(argv)
