@@ -7,7 +7,7 @@ behaviour, as D4RL normalised scores, 3 seeds each, one vmapped program per (alg
     python experiments/offline_table.py report            # table.md, table.json, curves.png
 
 Sources: a brax SAC run per env (``wmjax train sac --env brax/halfcheetah --steps 120000
---set eval_every=5000 --out OUT/sources/halfcheetah``), whose per-evaluation checkpoints give the
+--set eval_every=5000 --out OUT/sources/halfcheetah``; hopper: ``--steps 150000``), whose per-evaluation checkpoints give the
 medium policy (about a third of the way from random to the final return), the medium-replay
 data (its replay rebuilt up to that checkpoint) and the expert (the final policy).
 ``wmjax dataset collect --kind all`` writes the five datasets with the random and expert
@@ -38,6 +38,9 @@ ALGOS = ("mopo", "morel", "iql")
 DATASETS = ("brax-halfcheetah-medium-replay", "brax-halfcheetah-medium",
             "brax-halfcheetah-medium-expert", "brax-hopper-medium-replay", "brax-hopper-medium")
 SOURCES = {"halfcheetah": "brax/halfcheetah", "hopper": "brax/hopper"}
+# Which checkpoint is the expert: hopper's SAC run is erratic (1302 at the end, 2205 at 66k env
+# steps), so its best one.
+EXPERT = {"halfcheetah": "final", "hopper": "best"}
 # Published D4RL normalised scores (gym datasets, not ours: for orientation only).
 PUBLISHED = {"brax-halfcheetah-medium": {"MOPO": 42.3, "MOReL": 42.1, "IQL": 47.4},
              "brax-halfcheetah-medium-replay": {"MOPO": 53.1, "MOReL": 40.2, "IQL": 44.2},
@@ -66,7 +69,7 @@ def collect_datasets(out: pathlib.Path, envs=tuple(SOURCES), size: int = 100_000
       continue
     cmd = [sys.executable, "-m", "wmjax.cli", "dataset", "collect", "--env", SOURCES[short],
            "--kind", "all", "--run", str(source), "--size", str(size), "--out",
-           str(out / "datasets")]
+           str(out / "datasets"), "--expert", EXPERT.get(short, "final")]
     echo(" ".join(cmd))
     subprocess.run(cmd, check=True)
 
