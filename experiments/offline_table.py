@@ -7,9 +7,10 @@ behaviour, as D4RL normalised scores, 3 seeds each, one vmapped program per (alg
     python experiments/offline_table.py report            # table.md, table.json, curves.png
 
 Sources: a brax SAC run per env (``wmjax train sac --env brax/halfcheetah --steps 120000
---set eval_every=5000 --out OUT/sources/halfcheetah``; hopper: ``--steps 150000``), whose per-evaluation checkpoints give the
-medium policy (about a third of the way from random to the final return), the medium-replay
-data (its replay rebuilt up to that checkpoint) and the expert (the final policy).
+--set eval_every=5000 --out OUT/sources/halfcheetah``; hopper: ``--steps 150000``), whose
+per-evaluation checkpoints give the medium policy (about a third of the way from random to the
+expert's return), the medium-replay data (its replay rebuilt up to that checkpoint) and the
+expert (the final policy; hopper's best, see ``EXPERT``).
 ``wmjax dataset collect --kind all`` writes the five datasets with the random and expert
 reference returns measured beside them. Runs go to ``OUT/<algo>/<dataset>``; every (algorithm,
 dataset) is one ``wmjax train`` run folder over the seeds, with the algorithm's one preset.
