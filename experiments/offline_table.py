@@ -136,15 +136,21 @@ def run_table(out: pathlib.Path, algos=ALGOS, datasets=DATASETS, seeds: int = 3,
 
 
 def run_sweep(out: pathlib.Path, name: str = "brax-halfcheetah-medium-replay",
-              penalties=(0.0, 0.5, 1.0, 2.5, 5.0), lengths=(1, 5), seeds: int = 2,
-              updates: int = 50_000, echo=print) -> None:
-  """MOPO over lambda (vmapped with the seeds: one program per rollout length)."""
+              penalties=(0.0, 0.1, 0.3, 1.0), lengths=(5,), seeds: int = 2,
+              updates: int = 10_000, sets=("model_updates=3000",), echo=print) -> None:
+  """MOPO over lambda (and rollout length), seeds and lambda vmapped in one program per
+  rollout length (``wmjax sweep``): the sweep folder has summary.md and sweep.png."""
   data = dataset_dir(out, name)
   cmd = [sys.executable, "-m", "wmjax.cli", "sweep", "mopo", "--dataset", str(data), "--seeds",
          str(seeds), "--steps", str(updates), "--grid",
-         "penalty_coef=" + ",".join(map(str, penalties)), "--grid",
-         "rollout_length=" + ",".join(map(str, lengths)), "--out", str(out / "sweep" / name),
+         "penalty_coef=" + ",".join(map(str, penalties)), "--out", str(out / "sweep" / name),
          "--no-progress"]
+  if len(lengths) > 1:
+    cmd += ["--grid", "rollout_length=" + ",".join(map(str, lengths))]
+  else:
+    cmd += ["--set", f"rollout_length={lengths[0]}"]
+  for item in sets:
+    cmd += ["--set", item]
   if (out / "sweep" / name / "sweep.json").exists():
     cmd.append("--resume")
   echo(" ".join(cmd))
@@ -283,7 +289,7 @@ def main(argv=None) -> None:
               minutes=args.minutes, progress=not args.no_progress)
     report(args.out, algos, datasets)
   elif args.command == "sweep":
-    run_sweep(args.out, updates=args.updates or 50_000)
+    run_sweep(args.out, updates=args.updates or 10_000)
   else:
     print(markdown(report(args.out, algos, datasets), algos))
 
