@@ -15,7 +15,9 @@ Sections (``--only`` picks some; each gets a share of ``--budget-s``):
 - ``devices``: the PETS iteration with the run axis sharded over 1, 2, 4, 8 devices
   (``NamedSharding`` over a ``runs`` mesh axis; GSPMD partitions the vmapped program). On a CPU
   this runs in a subprocess with fake devices (``--xla_force_host_platform_device_count``):
-  they are threads on the same cores, so any gain stops at the core count.
+  they are threads on the same cores, so any gain stops at the core count;
+- ``render``: frames/s of ``dmc-pixels/`` rendering alone over fixed MJX states at 1, 16 and 64
+  envs, and the pixel env's steps/s against its vector env's (``render_throughput.py``).
 
 Every figure is the median of timed calls after a warm-up call; compile time (trace + lower +
 compile) is reported apart. Where the matrix products can be counted (PETS planning and the
@@ -70,6 +72,8 @@ from harness import (
   size_passes,
   tile_runs,
 )
+from render_throughput import add_args as add_render_args
+from render_throughput import section_render
 from report import device_slug, headline, markdown, plot_scaling, result_rows, write_outputs
 from sections import (
   AGENT_BENCH,
@@ -145,6 +149,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
   parser.add_argument("--device-runs", type=int, default=8,
                       help="runs of the devices section (a multiple of every device count)")
   parser.add_argument("--devices-worker", default=None, help=argparse.SUPPRESS)
+  add_render_args(parser)
   return parser.parse_args(argv)
 
 
@@ -189,7 +194,8 @@ def main(argv: Sequence[str] | None = None) -> dict | None:
   print(f"[matmul] {n}^3 f32: {result['matmul']['flops_per_s'] / 1e9:.1f} GFLOP/s", flush=True)
   ctx = {"matmul": result["matmul"]}
   sections = {"envs": section_envs, "pets": section_pets, "dreamer": section_dreamer,
-              "muzero": section_muzero, "agents": section_agents, "devices": section_devices}
+              "muzero": section_muzero, "agents": section_agents, "devices": section_devices,
+              "render": section_render}
   chosen = [s for s in SECTIONS if s in args.only]
   for i, name in enumerate(chosen):
     sub = budget.share(SHARES[name], sum(SHARES[s] for s in chosen[i:]))

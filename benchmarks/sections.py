@@ -1,6 +1,6 @@
 """The sections of the benchmark suite (``run_all.py``): envs, pets, dreamer, muzero, agents and
-devices. Each ``section_<name>(args, budget, ctx)`` measures within its budget and returns its
-part of the result JSON (``rows`` and facts)."""
+devices (and render, in ``render_throughput.py``). Each ``section_<name>(args, budget, ctx)``
+measures within its budget and returns its part of the result JSON (``rows`` and facts)."""
 
 from __future__ import annotations
 
@@ -36,10 +36,10 @@ from wmjax.train.common import place_runs, run_mesh, stack_hyper
 
 HERE = pathlib.Path(__file__).resolve().parent
 RUN_ALL = HERE / "run_all.py"   # the suite's script (the devices section reruns it)
-SECTIONS = ("envs", "pets", "dreamer", "muzero", "agents", "devices")
+SECTIONS = ("envs", "pets", "dreamer", "muzero", "agents", "devices", "render")
 # Each section's share of what is left of the budget when it starts.
 SHARES = {"envs": 0.20, "pets": 0.05, "dreamer": 0.10, "muzero": 0.06, "agents": 0.50,
-          "devices": 0.09}
+          "devices": 0.09, "render": 0.05}
 ENV_SUITES = ("fast/PointMass", "grid/dyna_maze", "pgx/connect_four", "dmc/CartpoleSwingup",
               "pets/cartpole", "brax/halfcheetah")
 AGENTS = ("pets", "dreamer", "muzero", "mbpo", "worldmodels", "dyna")
@@ -47,7 +47,7 @@ AGENT_WEIGHTS = {"pets": 3.0, "dreamer": 3.0}   # the headline ratios; the other
 HEADLINE_AGENTS = ("pets", "dreamer")   # their 64-vs-1 ratio is measured before the rest
 DREAMER_MIN_S = 60.0   # the dreamer section runs only with this much of its budget left
 THROUGHPUT_UNITS = {"envs": "env steps/s", "agents": "runs x iterations/s",
-                    "devices": "runs x iterations/s"}
+                    "devices": "runs x iterations/s", "render": "frames/s"}
 
 
 # ---------------------------------------------------------------------------------------------

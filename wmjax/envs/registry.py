@@ -1,6 +1,8 @@
 """``make("suite/name")``: every environment wmjax knows, behind one name space.
 
 Suites: ``dmc/<Task>`` (every DM Control task in MuJoCo Playground, on MJX with ``impl='jax'``),
+``dmc-pixels/<Task>`` (the same tasks seen from a camera: ``[64, 64, 3]`` frames rendered in
+JAX, see :mod:`wmjax.envs.render`),
 ``brax/<name>`` (every brax env, MJX backend by default), ``pets/cartpole`` (the PETS paper's
 cart-pole), ``fast/<name>`` (tiny envs for tests), ``grid/<maze>`` (the tabular grid mazes of
 Sutton & Barto's chapter 8: ``grid/dyna_maze``, ``grid/blocking_maze``, ``grid/shortcut_maze``)
@@ -34,9 +36,15 @@ class EnvEntry:
   action_repeat: int = 1
   reward_fn: Callable | None = None   # known reward on normalised actions, if any
   description: str = ""
+  # outer(**options) checks those of make()'s options that `outer_options` names (before the env
+  # is built) and returns a wrapper for the wrapped env, outside the action repeat: dmc-pixels
+  # renders one frame per agent step this way.
+  outer: Callable | None = None
+  outer_options: tuple[str, ...] = ()
 
 
 _REGISTRY: dict[str, EnvEntry] = {}
+_PIXEL_OPTIONS = ("image_size", "camera", "shadows", "supersample")   # render.PIXEL_OPTIONS
 
 
 def register(name: str, entry: EnvEntry) -> None:
@@ -64,6 +72,19 @@ def _build_dmc(task: str, **kwargs):
   overrides = {"impl": "jax", **kwargs.pop("config_overrides", {})}
   env = mp_registry.load(task, config_overrides=overrides, **kwargs)
   return (env, *_ctrl_range(env.mj_model, env.action_size))
+
+
+def _build_dmc_pixels(task: str, **kwargs):
+  from wmjax.envs import render
+
+  render.check_no_other_renderer(kwargs.get("config_overrides"))
+  return _build_dmc(task, **kwargs)
+
+
+def _see_from_camera(**options):
+  from wmjax.envs import render
+
+  return render.pixel_wrapper(**options)
 
 
 def _build_brax(name: str, backend: str = "mjx", **kwargs):
@@ -122,6 +143,12 @@ def _register_builtin() -> None:
   for task in dm_control_suite.ALL_ENVS:
     register(f"dmc/{task}", EnvEntry(functools.partial(_build_dmc, task), episode_length=1000,
                                      description="DM Control (MuJoCo Playground, MJX)"))
+  for task in dm_control_suite.ALL_ENVS:
+    register(f"dmc-pixels/{task}", EnvEntry(
+        functools.partial(_build_dmc_pixels, task), episode_length=1000,
+        outer=_see_from_camera, outer_options=_PIXEL_OPTIONS,
+        description="DM Control from pixels: 64x64x3 frames in [0, 1] rendered in JAX (options: "
+                    "image_size, camera, shadows, supersample)"))
   for name in sorted(brax_envs._envs):  # noqa: SLF001 (brax has no public list of names)
     register(f"brax/{name}", EnvEntry(functools.partial(_build_brax, name), episode_length=1000,
                                       description="brax (MJX backend)"))
@@ -185,7 +212,8 @@ def entry(name: str) -> EnvEntry:
     hint = f" Did you mean: {', '.join(suggestions)}?" if suggestions else ""
     raise ValueError(
         f"unknown environment {name!r}.{hint} Run `wmjax envs` to list all "
-        f"{len(_REGISTRY)} environments (suites: dmc/, brax/, pets/, fast/, grid/, gymnax/), "
+        f"{len(_REGISTRY)} environments (suites: dmc/, dmc-pixels/, brax/, pets/, fast/, grid/, "
+        "gymnax/), "
         "or name your own: --env package.module:make_env (see wmjax.envs.register_env)."
     )
   return _REGISTRY[name]
@@ -200,7 +228,9 @@ def make(name: str, *, episode_length: int | None = None, action_repeat: int | N
     name: ``suite/name``, e.g. ``dmc/CartpoleSwingup``, ``brax/hopper``, ``pets/cartpole``.
     episode_length: env steps per episode (before action repeat); the suite's default if None.
     action_repeat: env steps per agent step (rewards summed); 1 if None.
-    **kwargs: passed to the underlying env's constructor.
+    **kwargs: passed to the underlying env's constructor, except the options an entry's
+      ``outer`` wrapper takes (``dmc-pixels/``: ``image_size``, ``camera``, ``shadows``,
+      ``supersample``; see :class:`wmjax.envs.render.PixelEnv`).
 
   The result follows brax's interface (``reset(key)``, ``step(state, action)``) for one env;
   vmap it for a batch. ``env.spec`` is its :class:`~wmjax.types.Spec`.
@@ -211,8 +241,12 @@ def make(name: str, *, episode_length: int | None = None, action_repeat: int | N
   if episode_length < 1 or action_repeat < 1:
     raise ValueError(f"episode_length and action_repeat must be >= 1, got {episode_length}, "
                      f"{action_repeat}")
+  outer_options = {k: kwargs.pop(k) for k in e.outer_options if k in kwargs}
+  finish = e.outer(**outer_options) if e.outer is not None else None   # checks them first
   env, low, high = e.build(**kwargs)
   # A known per-step reward describes one env step; with action repeat it no longer applies.
   reward_fn = e.reward_fn if action_repeat == 1 else None
-  return wrappers.wrap(env, name=name, episode_length=episode_length, action_repeat=action_repeat,
-                       ctrl_low=low, ctrl_high=high, reward_fn=reward_fn)
+  wrapped = wrappers.wrap(env, name=name, episode_length=episode_length,
+                          action_repeat=action_repeat, ctrl_low=low, ctrl_high=high,
+                          reward_fn=reward_fn)
+  return finish(wrapped) if finish is not None else wrapped
