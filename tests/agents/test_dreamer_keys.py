@@ -59,6 +59,9 @@ def test_evaluate_samples_latent_and_action_with_different_keys(monkeypatch):
   # 3 steps of each of the (vmapped) evaluation episodes, each episode on its own keys
   steps = 3 * TINY.eval_episodes
   assert len(seen["obs_step"]) == len(seen["model"]) == len(seen["policy"]) == steps
-  for latent_key, model_key, policy_key in zip(*seen.values(), strict=True):
-    np.testing.assert_array_equal(latent_key, model_key)
-    assert not np.array_equal(latent_key, policy_key)
+  # Unordered callbacks from vmapped episodes may arrive in any order (they did under load), so
+  # compare the sets: every latent sample used a model key, and no policy key.
+  as_set = lambda keys: {tuple(np.asarray(k).ravel().tolist()) for k in keys}   # noqa: E731
+  latent, model, policy = (as_set(seen[name]) for name in ("obs_step", "model", "policy"))
+  assert len(latent) == steps and latent == model
+  assert not latent & policy

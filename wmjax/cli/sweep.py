@@ -80,16 +80,13 @@ def sweep(
   """
   import os
 
-  from wmjax.train.algos import get_algo
+  from wmjax.train.algos import ALGOS
   from wmjax.train.common import SweepTooLarge, TrainingDiverged
   from wmjax.train.distributed import init_distributed
   from wmjax.train.rundir import RunExistsError
   from wmjax.train.sweep import run_sweep
 
-  try:
-    offline = get_algo(algo).offline
-  except KeyError as e:
-    fail(str(e.args[0]))
+  offline = algo in ALGOS and ALGOS[algo].offline   # an unknown name: run_sweep lists the known
   if dataset is not None and not offline:
     fail(f"{algo} learns by interacting with its env; --dataset is for the offline agents "
          "(mopo, morel, iql)")
