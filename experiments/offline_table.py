@@ -49,6 +49,7 @@ PUBLISHED = {"brax-halfcheetah-medium": {"MOPO": 42.3, "MOReL": 42.1, "IQL": 47.
              "brax-hopper-medium": {"MOPO": 28.0, "MOReL": 95.4, "IQL": 66.3},
              "brax-hopper-medium-replay": {"MOPO": 67.5, "MOReL": 93.6, "IQL": 94.7}}
 TITLES = {"mopo": "MOPO", "morel": "MOReL", "iql": "IQL"}
+COLORS = {"mopo": "C0", "morel": "C2", "iql": "C1"}
 
 
 def dataset_dir(out: pathlib.Path, name: str) -> pathlib.Path:
@@ -241,14 +242,15 @@ def figure(out: pathlib.Path, rows: list[dict], algos=ALGOS) -> pathlib.Path | N
     for algo in algos:
       a = row["algos"].get(algo)
       if a is not None:
-        ax.plot(a["curve_updates"], a["curve_mean"], label=TITLES[algo])
+        ax.plot(a["curve_updates"], a["curve_mean"], label=TITLES[algo], color=COLORS[algo],
+                marker="o", ms=3)
     if row.get("behaviour_score") is not None:
       ax.axhline(row["behaviour_score"], color="k", ls="--", lw=1, label="dataset behaviour")
     ax.set_title(row["dataset"], fontsize=9)
     ax.set_xlabel("gradient steps")
     ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
   axes[0][0].set_ylabel("normalised score (mean of seeds)")
-  axes[0][0].legend(fontsize=7)
   fig.tight_layout()
   path = out / "curves.png"
   fig.savefig(path, dpi=110)
