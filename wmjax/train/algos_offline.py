@@ -125,7 +125,7 @@ _MB_LONG = (
     "rollouts branched from dataset states mixed with dataset rows (phase `policy`), with no new "
     "env steps; the env only evaluates. Terminal states (hopper, walker) are learned by a "
     "classifier when the dataset has them (`learn_termination=auto`). Sweep the penalty and "
-    "seeds as one program: `wmjax sweep {name} --set dataset=PATH --grid {grid}`.")
+    "seeds as one program: `wmjax sweep {name} --dataset PATH --grid {grid}`.")
 
 register(Algo(
     "mopo", "MOPO", "MOPO (offline model-based): ensemble rollouts, reward penalised by lambda x "
