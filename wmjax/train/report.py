@@ -69,6 +69,7 @@ def aggregate(out: str | pathlib.Path, metric: str | None = None) -> dict:
   points = [dict(p) for p in spec["points"]]
   finals: dict[tuple[int, int], dict[int, float]] = {}
   curves: dict[tuple[int, int], dict[int, list[tuple[float, float]]]] = {}
+  x_label = "env steps"
   for folder in sorted(p for p in out.iterdir() if (p / "config.json").exists()):
     label = folder.name.rsplit("-part", 1)[0]
     if label not in static_labels:
@@ -84,7 +85,9 @@ def aggregate(out: str | pathlib.Path, metric: str | None = None) -> dict:
           v = line[metric][r]
           if v is None:
             continue
-          x = line.get("env_steps", line.get("iteration"))
+          x = _x_of(line)
+          if x is not line.get("env_steps"):
+            x_label = "gradient steps (offline: no env steps)"
           curves.setdefault((c, p), {}).setdefault(s, []).append((float(x), float(v)))
           finals.setdefault((c, p), {})[s] = float(v)
   rows = []
@@ -104,7 +107,7 @@ def aggregate(out: str | pathlib.Path, metric: str | None = None) -> dict:
              "table_markdown": table}
   (out / "summary.json").write_text(json.dumps(to_jsonable(summary), indent=2) + "\n")
   (out / "summary.md").write_text(table + "\n")
-  _plot(out / "sweep.png", curves, rows, spec, metric)
+  _plot(out / "sweep.png", curves, rows, spec, metric, x_label)
   return summary
 
 
@@ -126,7 +129,8 @@ def _markdown(rows: list[dict], metric: str | None, spec: dict) -> str:
   return "\n".join(lines)
 
 
-def _plot(path: pathlib.Path, curves: dict, rows: list[dict], spec: dict, metric) -> None:
+def _plot(path: pathlib.Path, curves: dict, rows: list[dict], spec: dict, metric,
+          x_label: str = "env steps") -> None:
   import matplotlib
 
   matplotlib.use("Agg")
@@ -158,7 +162,7 @@ def _plot(path: pathlib.Path, curves: dict, rows: list[dict], spec: dict, metric
       ax_bar.errorbar([i + 0.1], [r["iqm"]], yerr=[[r["iqm"] - r["iqm_ci95"][0]],
                                                     [r["iqm_ci95"][1] - r["iqm"]]],
                       fmt="s", color=color, capsize=4, mfc="white")
-  ax_curve.set_xlabel("env steps")
+  ax_curve.set_xlabel(x_label)
   ax_curve.set_ylabel(metric or "metric")
   ax_curve.set_title(f"{spec['algo']} on {spec['env']}: mean over seeds, 95% bootstrap band")
   if rows:
@@ -170,3 +174,10 @@ def _plot(path: pathlib.Path, curves: dict, rows: list[dict], spec: dict, metric
   fig.tight_layout()
   fig.savefig(path, dpi=110)
   plt.close(fig)
+
+
+def _x_of(line: dict) -> float:
+  """A metrics line's x: its env steps, or for an offline run (no env steps) its updates."""
+  if not line.get("env_steps") and line.get("updates") is not None:
+    return line["updates"]
+  return line.get("env_steps", line.get("iteration"))
