@@ -213,9 +213,10 @@ def test_eval_of_a_damaged_config_is_a_clear_error(tmp_path):
     assert "config.json is damaged" in result.output and "Traceback" not in result.output
 
 
-@pytest.mark.parametrize("name", ["pets-v0", "dyna-v0"])
+@pytest.mark.parametrize("name", ["pets-v0", "dyna-v0", "mbpo-v1"])
 def test_run_folders_written_before_the_one_loop_still_load(tmp_path, name):
-  """Fixtures written by the six separate drivers (commit 5dd0aa6): eval and --resume."""
+  """Fixtures written by the six separate drivers (commit 5dd0aa6), and an MBPO run from before
+  its learned termination (commit df75394): eval and --resume."""
   run = tmp_path / name
   shutil.copytree(FIXTURES / name, run)
   result = _invoke("eval", run, "--episodes", 2)

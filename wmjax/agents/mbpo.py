@@ -38,7 +38,8 @@ from wmjax.replay.transitions import RingBuffer, add_batch, init_ring, sample_ro
 from wmjax.rl.rollout import policy_returns
 from wmjax.types import Array, Key, Metrics, Transition
 
-__all__ = ["MBPOConfig", "MBPOHyper", "MBPOState", "MBPO", "make_mbpo"]
+__all__ = ["MBPOConfig", "MBPOHyper", "MBPOState", "MBPOTerminationState", "MBPO", "make_mbpo",
+           "termination_of"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,7 +123,33 @@ class MBPOState(NamedTuple):
   key: Key                 # raw uint32 key
   agent_steps: Array       # int32: real agent steps so far (all envs, prefill included)
   iteration: Array         # int32
-  termination: Any = ()    # TerminationState with learn_termination, else () (no leaves)
+
+
+class MBPOTerminationState(NamedTuple):
+  """:class:`MBPOState` plus the terminal-state classifier (``learn_termination``). A class of
+  its own so that runs without it keep the state, and the checkpoints, they always had."""
+
+  model: ensemble_lib.EnsembleState
+  sac: sac_lib.SACState
+  real: RingBuffer
+  imagined: RingBuffer
+  env_state: Any
+  episode_return: Array
+  key: Key
+  agent_steps: Array
+  iteration: Array
+  termination: Any         # TerminationState
+
+
+def _make_state(termination, **fields) -> MBPOState | MBPOTerminationState:
+  if termination is None or (isinstance(termination, tuple) and not termination):
+    return MBPOState(**fields)
+  return MBPOTerminationState(termination=termination, **fields)
+
+
+def termination_of(state) -> Any:
+  """The classifier's state of an MBPO state, or ``()`` without ``learn_termination``."""
+  return getattr(state, "termination", ())
 
 
 class MBPO(NamedTuple):
@@ -197,10 +224,10 @@ def make_mbpo(env, config: MBPOConfig, total_steps: int) -> MBPO:
     (env_state, ep_return, real), _ = jax.lax.scan(
         prefill, (env_state, jnp.zeros(n_envs), real), jax.random.split(k_prefill, prefill_iters))
     term = termination.init(jax.random.fold_in(k_model, 1)) if termination is not None else ()
-    return MBPOState(model=model, sac=sac_state, real=real, imagined=imagined,
-                     env_state=env_state, episode_return=ep_return, key=k_next,
-                     agent_steps=jnp.asarray(prefill_iters * n_envs, jnp.int32),
-                     iteration=jnp.zeros((), jnp.int32), termination=term)
+    return _make_state(term, model=model, sac=sac_state, real=real, imagined=imagined,
+                       env_state=env_state, episode_return=ep_return, key=k_next,
+                       agent_steps=jnp.asarray(prefill_iters * n_envs, jnp.int32),
+                       iteration=jnp.zeros((), jnp.int32))
 
   def branch_rollouts(model, term, actor, imagined: RingBuffer, real: RingBuffer, key) -> tuple[
       RingBuffer, Metrics]:
@@ -254,7 +281,7 @@ def make_mbpo(env, config: MBPOConfig, total_steps: int) -> MBPO:
     hyper = MBPOHyper(*hyper)
     k_fit, k_roll, k_steps, k_next = jax.random.split(state.key, 4)
     model, fit_metrics = ensemble.fit(state.model, k_fit, state.real.data, state.real.size)
-    term = state.termination
+    term = termination_of(state)
     if termination is not None:
       term, term_metrics = termination.fit(term, jax.random.fold_in(k_fit, 1), state.real.data,
                                            state.real.size)
@@ -293,10 +320,10 @@ def make_mbpo(env, config: MBPOConfig, total_steps: int) -> MBPO:
         "train/terminations": jnp.sum(terminated),
         **fit_metrics, **roll_metrics, **jax.tree.map(jnp.mean, sac_metrics),
     }
-    new_state = MBPOState(model=model, sac=sac_state, real=real, imagined=imagined,
-                          env_state=env_state, episode_return=ep_return, key=k_next,
-                          agent_steps=state.agent_steps + cfg.steps_per_iteration * n_envs,
-                          iteration=state.iteration + 1, termination=term)
+    new_state = _make_state(term, model=model, sac=sac_state, real=real, imagined=imagined,
+                            env_state=env_state, episode_return=ep_return, key=k_next,
+                            agent_steps=state.agent_steps + cfg.steps_per_iteration * n_envs,
+                            iteration=state.iteration + 1)
     return new_state, metrics
 
   def policy_init(state: MBPOState, hyper, key):

@@ -254,7 +254,8 @@ def _build_mbpo(env_name, steps, config, hyper) -> Built:
       evaluate=lambda s, k, h: _episodes(mbpo.evaluate(s, k)),
       counters=lambda s: {"agent_steps": s.agent_steps, "env_steps": s.agent_steps * repeat,
                           "sac_updates": s.sac.updates},
-      params=lambda s: (s.sac.actor, s.sac.critic, s.model.params, s.termination),
+      params=lambda s: (s.sac.actor, s.sac.critic, s.model.params,
+                        getattr(s, "termination", ())),
       eval_every=config.eval_every, policy=mbpo.policy,
       losses=("termination/loss",) if config.learn_termination else ())
   derived = {"iterations": iterations, "real_per_batch": config.real_per_batch,
