@@ -49,7 +49,7 @@ import optax
 from wmjax.agents.base import Policy, require_vector_continuous
 from wmjax.agents.base import raw_key as _raw
 from wmjax.nets.mlp import MLP, get_activation
-from wmjax.offline.dataset import DatasetError, episode_returns
+from wmjax.offline.dataset import check_transitions, episode_returns
 from wmjax.rl.rollout import policy_returns
 from wmjax.types import Array, Key, Metrics, Transition
 
@@ -191,23 +191,6 @@ def reward_scale_of(dataset=None, *, reward=None, ends=None,
   return float(steps_per_episode or _RETURN_SCALE) / spread
 
 
-def _check_data(env, data: Transition) -> int:
-  """The number of rows of ``data``, after checking its shapes against ``env``."""
-  spec = env.spec
-  fields = {name: tuple(np.shape(getattr(data, name))) for name in Transition._fields}
-  n = fields["reward"][0] if fields["reward"] else 0
-  if len(fields["reward"]) != 1 or n < 1:
-    raise DatasetError(f"IQL's dataset field 'reward' must have shape [N] with N >= 1, got "
-                       f"{fields['reward']}")
-  expected = {"obs": (n, *spec.obs_shape), "action": (n, *spec.action_shape),
-              "reward": (n,), "next_obs": (n, *spec.obs_shape), "terminated": (n,)}
-  for name, shape in expected.items():
-    if fields[name] != shape:
-      raise DatasetError(f"IQL's dataset field {name!r} has shape {fields[name]}; {env.name} "
-                         f"({spec.describe().strip()}) with {n} rows needs {shape}")
-  return n
-
-
 def make_iql(env, data: Transition, config: IQLConfig = IQLConfig(),
              reward_scale: float | None = None) -> IQL:
   """Builds IQL for a registered env with continuous actions and vector observations.
@@ -229,7 +212,7 @@ def make_iql(env, data: Transition, config: IQLConfig = IQLConfig(),
   """
   require_vector_continuous(env, "IQL")
   cfg = config
-  n_rows = _check_data(env, data)
+  n_rows = check_transitions(env, data, "IQL")
   obs_size, action_size = env.spec.obs_size, env.spec.action_size
 
   # Host-side statistics of the dataset, computed once.

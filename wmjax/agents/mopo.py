@@ -45,13 +45,13 @@ from wmjax.agents.base import Policy, require_vector_continuous
 from wmjax.agents.base import raw_key as _raw
 from wmjax.models import ensemble as ensemble_lib
 from wmjax.models.termination import make_termination
+from wmjax.offline.dataset import check_transitions
 from wmjax.replay.transitions import RingBuffer, add_batch, init_ring, sample_rows
 from wmjax.rl.rollout import policy_returns
 from wmjax.types import Array, Key, Metrics, Transition
 
 __all__ = ["OfflineModelConfig", "MOPOConfig", "MOPOHyper", "MOReLConfig", "MOReLHyper",
-           "OfflineModelState", "OfflineModelAgent", "make_mopo", "make_morel",
-           "check_dataset_fits"]
+           "OfflineModelState", "OfflineModelAgent", "make_mopo", "make_morel"]
 
 _REF_ROWS = 4096   # dataset pairs on which the reference uncertainty is measured
 
@@ -176,19 +176,6 @@ class OfflineModelAgent(NamedTuple):
   uncertainty: Any        # (state, obs [N, O], action [N, A]) -> u [N] (this agent's estimator)
 
 
-def check_dataset_fits(env, data: Transition, who: str) -> None:
-  """Refuses a dataset whose shapes do not match ``env`` (names the field), for ``who``."""
-  spec = env.spec
-  for name, want in (("obs", spec.obs_shape), ("next_obs", spec.obs_shape),
-                     ("action", spec.action_shape)):
-    got = tuple(getattr(data, name).shape[1:])
-    if got != tuple(want):
-      raise ValueError(f"{who}: the dataset's field {name!r} has rows of shape {got}; "
-                       f"{env.name} has {tuple(want)}")
-  if data.reward.shape[0] < 1:
-    raise ValueError(f"{who}: the dataset is empty")
-
-
 def make_mopo(env, data: Transition, config: MOPOConfig) -> OfflineModelAgent:
   """MOPO for a registered env (continuous actions, vector observations) and its dataset."""
   return _make(env, data, config, "mopo")
@@ -202,7 +189,7 @@ def make_morel(env, data: Transition, config: MOReLConfig) -> OfflineModelAgent:
 def _make(env, data: Transition, config: OfflineModelConfig, kind: str) -> OfflineModelAgent:
   who = "MOPO" if kind == "mopo" else "MOReL"
   require_vector_continuous(env, f"{who}'s SAC learner")
-  check_dataset_fits(env, data, who)
+  check_transitions(env, data, who)
   cfg = config
   spec = env.spec
   obs_size, action_size = spec.obs_size, spec.action_size

@@ -50,7 +50,7 @@ import numpy as np
 from wmjax.types import Transition
 
 __all__ = ["FIELDS", "KINDS", "Dataset", "DatasetError", "from_arrays", "load", "load_meta",
-           "save", "normalized_score", "episode_returns"]
+           "save", "normalized_score", "episode_returns", "check_transitions"]
 
 FIELDS = ("obs", "action", "reward", "next_obs", "terminated", "truncated")
 KINDS = ("random", "medium", "medium-replay", "expert", "medium-expert", "user")
@@ -252,6 +252,26 @@ class Dataset:
       lines.append(f"reference returns: random {ref['random']:.1f}, expert "
                    f"{ref['expert']:.1f}{score}")
     return "\n".join(lines)
+
+
+def check_transitions(env, data: Transition, who: str) -> int:
+  """The number of rows of ``data`` (a :class:`~wmjax.types.Transition`, e.g. from
+  :meth:`Dataset.device`), after checking every field's shape against ``env``; ``who`` (an agent's
+  name) heads the :class:`DatasetError` that names the field at fault."""
+  spec = env.spec
+  fields = {name: tuple(np.shape(getattr(data, name))) for name in Transition._fields}
+  n = fields["reward"][0] if fields["reward"] else 0
+  if len(fields["reward"]) != 1 or n < 1:
+    raise DatasetError(f"{who}'s dataset field 'reward' must have shape [N] with N >= 1, got "
+                       f"{fields['reward']}")
+  expected = {"obs": (n, *spec.obs_shape), "action": (n, *spec.action_shape),
+              "reward": (n,), "next_obs": (n, *spec.obs_shape), "terminated": (n,)}
+  for name, shape in expected.items():
+    if fields[name] != shape:
+      raise DatasetError(f"{who}'s dataset field {name!r} has shape {fields[name]} ({name!r} "
+                         f"has rows of shape {fields[name][1:]}); {env.name} "
+                         f"({spec.describe().strip()}) with {n} rows needs {shape}")
+  return n
 
 
 def _flags(value, n: int, name: str) -> np.ndarray:
