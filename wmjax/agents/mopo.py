@@ -215,7 +215,10 @@ def _make(env, data: Transition, config: OfflineModelConfig, kind: str) -> Offli
 
   def uncertainty(model, obs, action):
     """``u [N]``: MOPO's max aleatoric std norm, or MOReL's max pairwise disagreement."""
-    mean, logvar = ensemble.predict(model, obs, action)             # [E, N, O + 1]
+    return uncertainty_of(model, *ensemble.predict(model, obs, action))
+
+  def uncertainty_of(model, mean, logvar):
+    """:func:`uncertainty` from every member's prediction ``[E, N, O + 1]``."""
     mean, logvar = mean[model.elite_idx], logvar[model.elite_idx]   # [K, N, O + 1]
     if kind == "mopo":
       return jnp.max(jnp.linalg.norm(jnp.exp(0.5 * logvar), axis=-1), axis=0)
@@ -273,7 +276,7 @@ def _make(env, data: Transition, config: OfflineModelConfig, kind: str) -> Offli
       sample = m + jnp.exp(0.5 * lv) * jax.random.normal(k_noise, m.shape)
       next_obs = sample[:, :obs_size]
       reward = jnp.clip(sample[:, obs_size], lo, hi)
-      u = uncertainty(model, obs, action)
+      u = uncertainty_of(model, mean, logvar)   # the prediction above, not a second one
       done = terminal(state.termination, next_obs)
       if kind == "mopo":
         reward = reward - hyper.penalty_coef * u
