@@ -247,7 +247,7 @@ def test_bad_camera_and_image_size_are_refused_before_compiling():
   count, message = _compiles(lambda: render.make_renderer(model, 7))
   assert count == 0 and "out of range" in message and "2 camera(s)" in message
   # Sizes Dreamer's CNN cannot take: refused before the env is even built.
-  for size in ((30, 30), 4, (64, 48), (0, 64), "64"):
+  for size in ((6, 30), 4, (64, 7), (0, 64), "64"):
     count, message = _compiles(lambda s=size: envs.make("dmc-pixels/CartpoleSwingup",
                                                         image_size=s))
     assert count == 0 and "image_size" in message, (size, message)

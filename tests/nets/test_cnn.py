@@ -6,7 +6,7 @@ import numpy as np
 import optax
 import pytest
 
-from wmjax.nets.cnn import ConvDecoder, ConvEncoder
+from wmjax.nets.cnn import ConvDecoder, ConvEncoder, num_stages
 
 
 @pytest.mark.parametrize("shape", [(16, 16, 1), (32, 32, 3), (64, 64, 3)])
@@ -41,12 +41,29 @@ def test_non_square_and_no_norm():
   assert jax.eval_shape(dec.apply, dec_params, features).shape == (5, 16, 32, 3)
 
 
-@pytest.mark.parametrize("shape", [(30, 30, 3), (4, 4, 3), (16, 18, 3)])
-def test_bad_image_shape_is_refused(shape):
-  with pytest.raises(ValueError, match=r"min_resolution \(4\) times a power of two.*16, 32, 64"):
+@pytest.mark.parametrize("shape", [(4, 4, 3), (7, 16, 3), (16, 2, 1)])
+def test_too_small_an_image_is_refused(shape):
+  with pytest.raises(ValueError, match=r"at least 8 pixels.*channels last"):
     jax.eval_shape(ConvEncoder().init, jax.random.PRNGKey(0), jnp.zeros(shape))
-  with pytest.raises(ValueError, match=rf"out_shape of shape \({shape[0]}, {shape[1]}, 3\)"):
+  pattern = rf"out_shape of shape \({shape[0]}, {shape[1]}, {shape[2]}\)"
+  with pytest.raises(ValueError, match=pattern):
     jax.eval_shape(ConvDecoder(out_shape=shape).init, jax.random.PRNGKey(0), jnp.zeros(8))
+
+
+@pytest.mark.parametrize("shape,stages,grid", [((10, 10, 4), 2, (3, 3)), ((84, 84, 3), 5, (3, 3)),
+                                               ((30, 40, 1), 3, (4, 5)), ((64, 64, 3), 4, (4, 4))])
+def test_any_size_from_8_pixels_round_trips(shape, stages, grid):
+  """Sizes that are not 4 x 2**n (MinAtar's 10x10, Atari's 84x84) take ceil-sized stages;
+  the decoder crops its output back to the image."""
+  assert num_stages(shape, 4) == stages
+  images = jax.ShapeDtypeStruct((2, *shape), jnp.float32)
+  enc = ConvEncoder(depth=2)
+  params = jax.eval_shape(enc.init, jax.random.PRNGKey(0), images)
+  features = jax.eval_shape(enc.apply, params, images)
+  assert features.shape == (2, grid[0] * grid[1] * 2 * 2 ** (stages - 1))
+  dec = ConvDecoder(out_shape=shape, depth=2)
+  dec_params = jax.eval_shape(dec.init, jax.random.PRNGKey(1), features)
+  assert jax.eval_shape(dec.apply, dec_params, features).shape == (2, *shape)
 
 
 def test_integer_images_are_refused():

@@ -6,8 +6,9 @@ JAX, see :mod:`wmjax.envs.render`),
 ``brax/<name>`` (every brax env, MJX backend by default), ``pets/cartpole`` (the PETS paper's
 cart-pole), ``fast/<name>`` (tiny envs for tests), ``grid/<maze>`` (the tabular grid mazes of
 Sutton & Barto's chapter 8: ``grid/dyna_maze``, ``grid/blocking_maze``, ``grid/shortcut_maze``)
-and ``gymnax/<Name>`` (gymnax's classic control, bsuite, MinAtar and misc tasks). Your own envs:
-:func:`wmjax.envs.register_env`.
+``minatar/<Game>`` (MinAtar through pgx: ``[10, 10, C]`` binary frames, discrete actions, see
+:mod:`wmjax.envs.minatar`) and ``gymnax/<Name>`` (gymnax's classic control, bsuite, MinAtar and
+misc tasks). Your own envs: :func:`wmjax.envs.register_env`.
 """
 
 from __future__ import annotations
@@ -127,6 +128,12 @@ def _build_point_mass_discrete(**kwargs):
   return PointMassDiscrete(**kwargs), None, None   # discrete: no control range
 
 
+def _build_minatar(game: str, **kwargs):
+  from wmjax.envs import minatar
+
+  return minatar.build(game, **kwargs)
+
+
 def _build_grid(maze: str, **kwargs):
   from wmjax.envs import grid
 
@@ -164,6 +171,11 @@ def _register_builtin() -> None:
   register("fast/PointMassDiscrete", EnvEntry(
       _build_point_mass_discrete, episode_length=50, reward_fn=fast.PointMassDiscrete.reward,
       description="fast/PointMass with 5 discrete actions (tests)"))
+  for game in ("Asterix", "Breakout", "Freeway", "Seaquest", "SpaceInvaders"):
+    register(f"minatar/{game}", EnvEntry(
+        functools.partial(_build_minatar, game), episode_length=1000,
+        description="MinAtar (pgx): 10x10xC binary frames, minimal action set, sticky actions "
+                    "0.1 (option: sticky_action_prob)"))
   # The book has no time limit; 10_000 steps is far above a first episode's ~1,700 random steps.
   for maze, description in (
       ("DYNA_MAZE", "Sutton & Barto Figure 8.2: 6x9 Dyna maze, shortest path 14 (tabular)"),
@@ -213,7 +225,7 @@ def entry(name: str) -> EnvEntry:
     raise ValueError(
         f"unknown environment {name!r}.{hint} Run `wmjax envs` to list all "
         f"{len(_REGISTRY)} environments (suites: dmc/, dmc-pixels/, brax/, pets/, fast/, grid/, "
-        "gymnax/), "
+        "minatar/, gymnax/), "
         "or name your own: --env package.module:make_env (see wmjax.envs.register_env)."
     )
   return _REGISTRY[name]

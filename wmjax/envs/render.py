@@ -784,9 +784,8 @@ PIXEL_OPTIONS = ("image_size", "camera", "shadows", "supersample")   # make()'s 
 
 
 def check_image_size(image_size) -> tuple[int, int]:
-  """``(height, width)`` from an int or a pair, refused unless Dreamer's CNN takes it:
-  ``min(H, W)`` must be ``4 * 2**n`` (8, 16, 32, 64, 128, ...) and the larger side divisible
-  by the same ``2**n`` (e.g. 64x64, 32x32, 64x128)."""
+  """``(height, width)`` from an int or a pair, refused unless Dreamer's CNN takes it: at least
+  8 pixels a side (:func:`wmjax.nets.cnn.num_stages`; 64x64 as DreamerV3, 84x84 as DrQ)."""
   pair = (image_size, image_size) if isinstance(image_size, (int, np.integer)) else image_size
   if (isinstance(image_size, bool) or not isinstance(pair, (tuple, list)) or len(pair) != 2
       or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in pair)):

@@ -72,14 +72,18 @@ class RSSMState(NamedTuple):
 
 
 def check_observation_shape(obs_shape: tuple[int, ...]) -> str:
-  """``'vector'`` or ``'image'``; any other observation is refused with what is accepted."""
+  """``'vector'`` or ``'image'``; any other observation is refused with what is accepted.
+
+  Images are channels last with any number of channels (RGB frames, MinAtar's object planes)
+  and at least 8 pixels a side (:func:`wmjax.nets.cnn.num_stages`).
+  """
   if len(obs_shape) == 1:
     return "vector"
-  if len(obs_shape) == 3 and obs_shape[-1] in (1, 3, 4):
+  if len(obs_shape) == 3 and min(obs_shape[:2]) >= 8 and obs_shape[-1] >= 1:
     return "image"
   raise ValueError(
       f"observation of shape {obs_shape}: Dreamer's encoder takes vectors [D] (MLP on symlog "
-      "inputs) or channels-last images [H, W, C] with C in 1, 3, 4 (CNN). Flatten other arrays "
+      "inputs) or channels-last images [H, W, C] at least 8x8 (CNN). Flatten other arrays "
       "into a vector, or move channels last.")
 
 

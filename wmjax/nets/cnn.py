@@ -7,8 +7,6 @@ number of leading batch axes.
 
 from __future__ import annotations
 
-import math
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -19,30 +17,37 @@ __all__ = ["ConvEncoder", "ConvDecoder", "num_stages"]
 
 
 def num_stages(shape: tuple[int, ...], min_resolution: int, what: str = "image") -> int:
-  """Stride-2 stages ``n`` that take ``min(H, W)`` of ``shape = (H, W, C)`` to ``min_resolution``.
+  """Stride-2 stages ``n >= 1`` that take ``min(H, W)`` of ``shape = (H, W, C)`` to at most
+  ``min_resolution``: 4 for 64x64 (to 4x4), 2 for MinAtar's 10x10 (to 3x3), 5 for 84x84.
 
-  Raises ``ValueError`` unless ``min(H, W) == min_resolution * 2**n`` with ``n >= 1`` and both
-  ``H`` and ``W`` are divisible by ``2**n``.
+  Any size works whose smaller side is at least ``2 * min_resolution``; sizes that are
+  ``min_resolution`` times a power of two (16, 32, 64, ...) need no cropping in the decoder.
+  Raises ``ValueError`` for a smaller image.
   """
-  height, width = shape[0], shape[1]
+  height, width = int(shape[0]), int(shape[1])
   small = min(height, width)
-  n = round(math.log2(small / min_resolution)) if small >= min_resolution > 0 else 0
-  if n < 1 or min_resolution * 2**n != small or height % 2**n or width % 2**n:
-    examples = ", ".join(str(min_resolution * 2**k) for k in (2, 3, 4))
+  if min_resolution < 1 or small < 2 * min_resolution:
     raise ValueError(
-        f"{what} of shape {tuple(shape)}: height and width must be min_resolution "
-        f"({min_resolution}) times a power of two (2, 4, 8, ...), e.g. {examples}, and the "
-        f"larger side divisible by the same power of two."
-    )
+        f"{what} of shape {tuple(shape)}: the CNN needs height and width of at least "
+        f"{2 * min_resolution} pixels (2 x min_resolution {min_resolution}); images are "
+        "channels last [H, W, C], e.g. 64x64x3")
+  n = 1
+  while -(-small // 2**n) > min_resolution:
+    n += 1
   return n
+
+
+def _down(size: int, n: int) -> int:
+  """A side after ``n`` stride-2 'SAME' convolutions: ``ceil(size / 2**n)``."""
+  return -(-size // 2**n)
 
 
 class ConvEncoder(nn.Module):
   """Images ``[..., H, W, C]`` (floats in ``[0, 1]``) -> features ``[..., F]``.
 
-  ``n = log2(min(H, W) / min_resolution)`` stride-2 'SAME' convolutions with ``depth * 2**i``
-  channels (``i = 0 .. n-1``), each followed by a LayerNorm over channels (if ``layer_norm``)
-  and the activation; ``F = (H / 2**n) * (W / 2**n) * depth * 2**(n-1)``.
+  ``n`` (:func:`num_stages`) stride-2 'SAME' convolutions with ``depth * 2**i`` channels
+  (``i = 0 .. n-1``), each followed by a LayerNorm over channels (if ``layer_norm``) and the
+  activation; ``F = ceil(H / 2**n) * ceil(W / 2**n) * depth * 2**(n-1)``.
   """
 
   depth: int = 16
@@ -76,10 +81,12 @@ class ConvEncoder(nn.Module):
 class ConvDecoder(nn.Module):
   """Features ``[..., F]`` -> images ``[..., H, W, C]`` for ``out_shape = (H, W, C)``.
 
-  A Dense layer to ``(H / 2**n, W / 2**n, depth * 2**(n-1))`` (``min_resolution`` squared for
-  square images), then ``n`` stride-2 transposed convolutions halving channels and doubling
-  resolution; the last outputs ``C`` channels with no norm or activation. Adds 0.5, so it
-  predicts images on the ``[0, 1]`` scale (the caller's loss is MSE; output is not clipped).
+  A Dense layer to ``(ceil(H / 2**n), ceil(W / 2**n), depth * 2**(n-1))`` (the encoder's last
+  grid), then ``n`` stride-2 transposed convolutions halving channels and doubling resolution;
+  the last outputs ``C`` channels with no norm or activation. Where ``H`` or ``W`` is not that
+  grid times ``2**n`` (MinAtar's 10x10 from 3x3: 12x12) the top-left ``H x W`` is kept. Adds
+  0.5, so it predicts images on the ``[0, 1]`` scale (the caller's loss is MSE; output is not
+  clipped).
   """
 
   out_shape: tuple[int, int, int]
@@ -97,7 +104,7 @@ class ConvDecoder(nn.Module):
     n = num_stages(self.out_shape, self.min_resolution, what="ConvDecoder out_shape")
     act = get_activation(self.activation)
     lead = features.shape[:-1]
-    h, w = height // 2**n, width // 2**n
+    h, w = _down(height, n), _down(width, n)
     x = nn.Dense(h * w * self.depth * 2 ** (n - 1), name="project")(
         features.reshape((-1, features.shape[-1])))
     x = x.reshape((-1, h, w, self.depth * 2 ** (n - 1)))
@@ -110,4 +117,5 @@ class ConvDecoder(nn.Module):
       x = act(x)
     x = nn.ConvTranspose(channels, (self.kernel, self.kernel), strides=(2, 2), padding="SAME",
                          name=f"deconv_{n - 1}")(x)
+    x = x[:, :height, :width]
     return x.reshape((*lead, height, width, channels)) + 0.5
