@@ -41,7 +41,7 @@ TASKS = ("dmc/CartpoleBalance", "dmc/CartpoleSwingup", "dmc/PendulumSwingup", "d
          "dmc/FingerSpin", "dmc/CheetahRun", "dmc/WalkerWalk")
 AGENTS = ("pets", "dreamer", "mbpo", "sac")
 # One preset per agent for the whole suite (wmjax presets AGENT --settings shows them).
-PRESETS = {"pets": "dmc", "dreamer": "generic-cpu", "mbpo": "dmc"}
+PRESETS = {"pets": "dmc", "dreamer": "xsmall-cpu", "mbpo": "dmc"}
 # brax's SAC: its DM Control defaults (action repeat 4, one env, one update per agent step).
 REPORT_AT = (25_000, 50_000, 100_000, 200_000, 1_000_000)   # env steps
 

@@ -36,11 +36,15 @@ class Preset:
   base: str | None = None              # start from this preset instead of the class defaults
   device: str | None = None            # "cpu" | "gpu": the generic preset for that device
   note: str = ""
+  # Action repeat per suite (``{"dmc": 4, "minatar": 1}``): the one setting that follows from
+  # the task's suite rather than the preset, applied after ``config``.
+  suite_action_repeat: Mapping = dataclasses.field(default_factory=lambda: _EMPTY)
 
 
-def _p(name, match=(), config=None, hyper=None, **kw) -> Preset:
+def _p(name, match=(), config=None, hyper=None, suite_action_repeat=None, **kw) -> Preset:
   return Preset(name, tuple(match), MappingProxyType(dict(config or {})),
-                MappingProxyType(dict(hyper or {})), **kw)
+                MappingProxyType(dict(hyper or {})),
+                suite_action_repeat=MappingProxyType(dict(suite_action_repeat or {})), **kw)
 
 
 # PETS. The README's main job is dmc/CartpoleSwingup (830 at 16k env steps on a 2-core CPU).
@@ -84,11 +88,25 @@ _DREAMER_CPU = dict(size="xsmall", stoch_groups=16, stoch_classes=16, num_envs=4
                     steps_per_iteration=25, prefill=1000, batch_size=16, seq_len=64,
                     train_ratio=256, imagine_starts=256, eval_every=10, eval_episodes=4)
 _DREAMER_CPU_HYPER = dict(model_lr=3e-4, actor_lr=1e-4, critic_lr=1e-4, discount=0.99)
+# The one CPU preset for every suite (DreamerV3's claim: one set of hyperparameters for vectors,
+# pixels, continuous and discrete actions). Only the action repeat follows the suite: 4 on
+# DM Control (PlaNet's and DrQ's for most tasks; DreamerV3 uses 2 at 5x the CPU cost per env
+# step), 1 on MinAtar (its frames are already the game's ticks); the encoder follows the
+# observation's shape (MLP for vectors, CNN for images, MinAtar's 10x10 planes included).
+_DREAMER_REPEAT = {"dmc": 4, "dmc-pixels": 4, "minatar": 1}
 _DREAMER = (
     _p("dmc/CartpoleSwingup", ["dmc/CartpoleSwingup"], dict(action_repeat=8, **_DREAMER_CPU),
        _DREAMER_CPU_HYPER, steps=12_500,
        note="sized for a 2-core CPU (experiments/results/dreamer-cartpole-cpu): action repeat 8 "
        "as PlaNet on cartpole, the xsmall model with 16 x 16 latents"),
+    _p("xsmall-cpu", ["dmc/*", "dmc-pixels/*", "minatar/*"], _DREAMER_CPU, _DREAMER_CPU_HYPER,
+       suite_action_repeat=_DREAMER_REPEAT, steps=25_000, device="cpu",
+       note="one preset for DM Control from vectors and pixels and for MinAtar, sized for a "
+       "2-core CPU: the xsmall model with 16 x 16 latents, train ratio 256"),
+    _p("small-gpu", ["dmc/*", "dmc-pixels/*", "minatar/*"], {},
+       suite_action_repeat={"dmc": 2, "dmc-pixels": 2, "minatar": 1}, steps=500_000,
+       device="gpu", note="DreamerV3's settings and its small model for DM Control from "
+       "vectors and pixels (action repeat 2, as DreamerV3) and MinAtar (1)"),
     _p("fast", ["fast/*"],
        dict(action_repeat=1, size="debug", units=64, deter=64, hidden=64, cnn_depth=16,
             num_envs=4, steps_per_iteration=25, prefill=400, batch_size=16, seq_len=32,
@@ -316,6 +334,8 @@ def _by_name(algo: str, name: str) -> Preset:
 
 def _pick(algo: str, env_name: str, device: str) -> tuple[Preset, bool]:
   for p in presets_of(algo):
+    if p.device is not None and p.device != device:   # a suite preset sized for one device
+      continue
     if any(fnmatch.fnmatchcase(env_name, pattern) for pattern in p.match):
       return p, True
   for p in presets_of(algo):
@@ -342,6 +362,11 @@ def resolve(algo: str, env_name: str, config_cls, hyper_cls, *, name: str | None
   for p in reversed(chain):
     config_updates.update(p.config)
     hyper_updates.update(p.hyper)
+  suite = env_name.split("/")[0]
+  for p in chain:   # the preset's own table first, then its bases'
+    if suite in p.suite_action_repeat:
+      config_updates["action_repeat"] = p.suite_action_repeat[suite]
+      break
   config = config_cls(**config_updates)
   hyper = hyper_cls()._replace(**hyper_updates)
   return Resolved(preset.name, config, hyper, preset.steps, preset.note, tuned)

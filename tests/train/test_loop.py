@@ -143,12 +143,22 @@ def test_presets_live_outside_the_agents_and_resolve_for_every_algo():
     config, hyper = presets.defaults(name, algo.env_default)
     assert isinstance(config, algo.config_cls) and isinstance(hyper, algo.hyper_cls)
   # An env no preset names gets the generic preset of the device it runs on.
-  cpu = presets.resolve("dreamer", "dmc/WalkerWalk", algos.get_algo("dreamer").config_cls,
-                        algos.get_algo("dreamer").hyper_cls, device="cpu")
-  gpu = presets.resolve("dreamer", "dmc/WalkerWalk", algos.get_algo("dreamer").config_cls,
-                        algos.get_algo("dreamer").hyper_cls, device="gpu")
+  dreamer = algos.get_algo("dreamer")
+  cpu = presets.resolve("dreamer", "brax/ant", dreamer.config_cls, dreamer.hyper_cls,
+                        device="cpu")
+  gpu = presets.resolve("dreamer", "brax/ant", dreamer.config_cls, dreamer.hyper_cls,
+                        device="gpu")
   assert (cpu.name, cpu.tuned, cpu.config.size) == ("generic-cpu", False, "xsmall")
   assert (gpu.name, gpu.config.size) == ("generic-gpu", "small")
+  # One Dreamer preset per device for DM Control (vectors, pixels) and MinAtar: only the action
+  # repeat follows the suite.
+  for device, name, repeats in (("cpu", "xsmall-cpu", (4, 4, 1)), ("gpu", "small-gpu", (2, 2, 1))):
+    resolved = [presets.resolve("dreamer", env, dreamer.config_cls, dreamer.hyper_cls,
+                                device=device)
+                for env in ("dmc/WalkerWalk", "dmc-pixels/CartpoleSwingup", "minatar/Breakout")]
+    assert {r.name for r in resolved} == {name}
+    assert tuple(r.config.action_repeat for r in resolved) == repeats
+    assert len({dataclasses.replace(r.config, action_repeat=1) for r in resolved}) == 1
   # A tuned task preset wins over its suite's.
   assert presets.resolve("pets", "dmc/CartpoleSwingup", algos.get_algo("pets").config_cls,
                          algos.get_algo("pets").hyper_cls).config.action_repeat == 8

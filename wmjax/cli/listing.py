@@ -79,6 +79,9 @@ def list_presets(
       typer.echo(f"  {p.name:<22} {where}{mark}{steps}")
       if p.note:
         typer.echo(f"  {'':<22} {p.note}")
+      if p.suite_action_repeat:
+        repeats = ", ".join(f"{k}/ {v}" for k, v in p.suite_action_repeat.items())
+        typer.echo(f"  {'':<22} action repeat per suite: {repeats}")
       if settings:
         changes = {**dict(p.config), **dict(p.hyper)}
         if p.base:
