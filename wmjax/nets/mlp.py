@@ -37,6 +37,7 @@ class MLP(nn.Module):
   activation: str = "silu"
   layer_norm: bool = False      # Dense -> LayerNorm -> activation (DreamerV3's blocks)
   zero_output: bool = False     # output layer starts at zero (DreamerV3's reward and critic heads)
+  output_scale: float = 1.0     # variance scale of the output layer's init (DreamerV3's outscale)
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -46,5 +47,6 @@ class MLP(nn.Module):
       if self.layer_norm:
         x = nn.LayerNorm(name=f"norm_{i}")(x)
       x = act(x)
-    init = nn.initializers.zeros if self.zero_output else nn.initializers.lecun_normal()
+    init = (nn.initializers.zeros if self.zero_output else
+            nn.initializers.variance_scaling(self.output_scale, "fan_in", "truncated_normal"))
     return nn.Dense(self.output_size, name="output", kernel_init=init)(x)
