@@ -174,7 +174,7 @@ _MUZERO = (
             replay_capacity=128 * 8 * 100, random_move_prob=0.2, target_update_interval=100,
             eval_every=50, eval_games=200, eval_simulations=64),
        _BOARD_HYPER, steps=2_000_000, note="the README's CPU and H100 connect-four runs"),
-    _p("minatar", ["pgx/minatar*"],
+    _p("minatar", ["pgx/minatar*", "minatar/*"],
        dict(num_envs=64, steps_per_iteration=8, batch_size=128, updates_per_iteration=8,
             unroll_steps=5, latent=128, hidden=256, value_support=20, reward_support=3,
             num_simulations=16, max_num_considered_actions=6, replay_capacity=200_000,

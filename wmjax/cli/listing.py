@@ -74,6 +74,8 @@ def list_presets(
     typer.echo(f"{name}:")
     for p in table:
       where = ", ".join(p.match) if p.match else f"any env on a {p.device}"
+      if p.match and p.device:
+        where += f" (on a {p.device})"
       mark = " (this device)" if not p.match and p.device == here else ""
       steps = f"; {p.steps:,} steps by default" if p.steps else ""
       typer.echo(f"  {p.name:<22} {where}{mark}{steps}")
