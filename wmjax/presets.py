@@ -84,9 +84,12 @@ _PETS = (
 )
 
 # Dreamer. DreamerV3's one set of hyperparameters with its model sizes; smaller on a CPU.
+# Replay: 200k agent steps (all envs), 2.5 GB of 64x64x3 frames; DreamerV3's 5M would not fit
+# in a CPU's memory, and a CPU run collects fewer steps than that.
 _DREAMER_CPU = dict(size="xsmall", stoch_groups=16, stoch_classes=16, num_envs=4,
                     steps_per_iteration=25, prefill=1000, batch_size=16, seq_len=64,
-                    train_ratio=256, imagine_starts=256, eval_every=10, eval_episodes=4)
+                    train_ratio=256, imagine_starts=256, eval_every=10, eval_episodes=4,
+                    replay_capacity=200_000)
 _DREAMER_CPU_HYPER = dict(model_lr=3e-4, actor_lr=1e-4, critic_lr=1e-4, discount=0.99)
 # The one CPU preset for every suite (DreamerV3's claim: one set of hyperparameters for vectors,
 # pixels, continuous and discrete actions). Only the action repeat follows the suite: 4 on
