@@ -114,8 +114,10 @@ _DREAMER = (
        dict(action_repeat=1, size="debug", units=64, deter=64, hidden=64, cnn_depth=16,
             num_envs=4, steps_per_iteration=25, prefill=400, batch_size=16, seq_len=32,
             train_ratio=128, imagine_starts=128, replay_capacity=100_000, eval_every=4,
-            eval_episodes=8),
-       _DREAMER_CPU_HYPER, steps=3_000, note="tiny test tasks"),
+            eval_episodes=8, actor_grad="dynamics"),
+       _DREAMER_CPU_HYPER, steps=3_000, note="tiny test tasks; straight-through dynamics "
+       "gradients for discrete actions too (REINFORCE does not learn in a test's 10^3 "
+       "updates)"),
     _p("generic-cpu", (), dict(action_repeat=2, **_DREAMER_CPU), _DREAMER_CPU_HYPER,
        steps=12_500, device="cpu",
        note="the CartpoleSwingup CPU sizes at DreamerV3's action repeat 2"),

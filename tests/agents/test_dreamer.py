@@ -72,8 +72,8 @@ def test_dreamer_learns_point_mass():
 
 def test_dreamer_discrete_actions_learn():
   """Discrete actions: one-hot actions in the model, straight-through dynamics gradients for
-  the actor (``actor_grad=auto``). Dreamer beats the uniform random policy by a clear margin,
-  and the world model fits."""
+  the actor (the ``fast`` preset's ``actor_grad=dynamics``). Dreamer beats the uniform random
+  policy by a clear margin, and the world model fits."""
   env, _, state, metrics, returns = _train("fast/PointMassDiscrete", ITERATIONS)
   random_return = _random_return(env)
   assert random_return < 30
