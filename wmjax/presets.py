@@ -225,7 +225,7 @@ _DYNA = (
        dict(planning_steps=10, alpha=1.0, kappa=1e-3), steps=3_000,
        note="Dyna-Q+ as Sutton & Barto's Figure 8.4 (alpha 1, n 10, kappa 1e-3: the book "
        "gives none)"),
-    _p("example-8.1", ["grid/*"], {}, steps=3_000, device="cpu",
+    _p("example-8.1", ["grid/*"], {}, steps=3_000,
        note="Sutton & Barto's Example 8.1 with n = 5 (DynaConfig defaults)"),
 )
 

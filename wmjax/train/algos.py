@@ -255,7 +255,7 @@ def _build_mbpo(env_name, steps, config, hyper) -> Built:
       counters=lambda s: {"agent_steps": s.agent_steps, "env_steps": s.agent_steps * repeat,
                           "sac_updates": s.sac.updates},
       params=lambda s: (s.sac.actor, s.sac.critic, s.model.params,
-                        getattr(s, "termination", ())),
+                        mbpo_lib.termination_of(s)),
       eval_every=config.eval_every, policy=mbpo.policy,
       losses=("termination/loss",) if config.learn_termination else ())
   derived = {"iterations": iterations, "real_per_batch": config.real_per_batch,

@@ -85,8 +85,8 @@ def aggregate(out: str | pathlib.Path, metric: str | None = None) -> dict:
           v = line[metric][r]
           if v is None:
             continue
-          x = _x_of(line)
-          if x is not line.get("env_steps"):
+          x, offline = _x_of(line)
+          if offline:
             x_label = "gradient steps (offline: no env steps)"
           curves.setdefault((c, p), {}).setdefault(s, []).append((float(x), float(v)))
           finals.setdefault((c, p), {})[s] = float(v)
@@ -176,8 +176,9 @@ def _plot(path: pathlib.Path, curves: dict, rows: list[dict], spec: dict, metric
   plt.close(fig)
 
 
-def _x_of(line: dict) -> float:
-  """A metrics line's x: its env steps, or for an offline run (no env steps) its updates."""
+def _x_of(line: dict) -> tuple[float, bool]:
+  """A metrics line's x and whether it is an offline run's: its env steps, or for an offline
+  run (no env steps) its updates."""
   if not line.get("env_steps") and line.get("updates") is not None:
-    return line["updates"]
-  return line.get("env_steps", line.get("iteration"))
+    return line["updates"], True
+  return line.get("env_steps", line.get("iteration")), False
