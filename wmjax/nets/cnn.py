@@ -3,6 +3,13 @@
 The encoder halves the resolution with stride-2 convolutions (doubling channels) until it
 reaches ``min_resolution``; the decoder mirrors it with transposed convolutions. Both take any
 number of leading batch axes.
+
+The transposed convolutions are ``flax.linen.ConvTranspose``'s (same parameters, same outputs)
+with one change to their gradient: the kernel's gradient is computed as an ordinary stride-2
+convolution's kernel gradient (the transposed convolution is that convolution's adjoint), not
+as XLA's derivative of the transposed convolution, a convolution with a dilated input that
+XLA's CPU backend runs 5-20x slower (measured on 64x64 frames: 310 ms against 49 ms for the
+decoder's four layers, batch 100, the largest part of a pixel world model's update).
 """
 
 from __future__ import annotations
@@ -35,6 +42,56 @@ def num_stages(shape: tuple[int, ...], min_resolution: int, what: str = "image")
   while -(-small // 2**n) > min_resolution:
     n += 1
   return n
+
+
+_NHWC = ("NHWC", "HWIO", "NHWC")
+
+
+def _conv(u: jax.Array, v: jax.Array) -> jax.Array:
+  return jax.lax.conv_general_dilated(u, v, (2, 2), "SAME", dimension_numbers=_NHWC)
+
+
+def _conv_transpose(x: jax.Array, w: jax.Array) -> jax.Array:
+  """``flax.linen.ConvTranspose(strides=2, padding="SAME")``'s product: ``x [B, H, W, C]``,
+  ``w [k, k, C, O]`` -> ``[B, 2H, 2W, O]``."""
+  return jax.lax.conv_transpose(x, w, (2, 2), "SAME", dimension_numbers=_NHWC)
+
+
+def _conv_transpose_fwd(x, w):
+  return _conv_transpose(x, w), (x, w)
+
+
+def _conv_transpose_bwd(res, g):
+  # _conv_transpose(x, w) is the adjoint of u -> _conv(u, v) with v = w flipped in space and
+  # with its channel axes swapped, so <g, T x> = <_conv(g, v), x>: the input's gradient is
+  # _conv(g, v) and the kernel's is _conv's kernel gradient at input g, cotangent x.
+  x, w = res
+  v = jnp.flip(w, (0, 1)).swapaxes(2, 3)
+  dx = _conv(g, v)
+  dv = jax.vjp(lambda v: _conv(g, v), v)[1](x)[0]
+  return dx, jnp.flip(dv, (0, 1)).swapaxes(2, 3)
+
+
+_conv_transpose = jax.custom_vjp(_conv_transpose)
+_conv_transpose.defvjp(_conv_transpose_fwd, _conv_transpose_bwd)
+
+
+class _ConvTranspose(nn.Module):
+  """``flax.linen.ConvTranspose(features, (k, k), strides=(2, 2), padding="SAME")`` with the
+  same parameters (``kernel [k, k, C, O]``, ``bias [O]``) and the faster kernel gradient."""
+
+  features: int
+  kernel: int
+  use_bias: bool = True
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    w = self.param("kernel", nn.initializers.lecun_normal(),
+                   (self.kernel, self.kernel, x.shape[-1], self.features))
+    y = _conv_transpose(x, w)
+    if self.use_bias:
+      y = y + self.param("bias", nn.initializers.zeros_init(), (self.features,))
+    return y
 
 
 def _down(size: int, n: int) -> int:
@@ -109,13 +166,11 @@ class ConvDecoder(nn.Module):
         features.reshape((-1, features.shape[-1])))
     x = x.reshape((-1, h, w, self.depth * 2 ** (n - 1)))
     for i in range(n - 1):
-      x = nn.ConvTranspose(self.depth * 2 ** (n - 2 - i), (self.kernel, self.kernel),
-                           strides=(2, 2), padding="SAME", use_bias=not self.layer_norm,
-                           name=f"deconv_{i}")(x)
+      x = _ConvTranspose(self.depth * 2 ** (n - 2 - i), self.kernel,
+                         use_bias=not self.layer_norm, name=f"deconv_{i}")(x)
       if self.layer_norm:
         x = nn.LayerNorm(name=f"norm_{i}")(x)
       x = act(x)
-    x = nn.ConvTranspose(channels, (self.kernel, self.kernel), strides=(2, 2), padding="SAME",
-                         name=f"deconv_{n - 1}")(x)
+    x = _ConvTranspose(channels, self.kernel, name=f"deconv_{n - 1}")(x)
     x = x[:, :height, :width]
     return x.reshape((*lead, height, width, channels)) + 0.5
