@@ -107,29 +107,47 @@ def test_autoencoder_fits_a_few_images():
   assert final < 0.1 * float(losses[0]), (float(losses[0]), final)   # measured 0.40 -> 0.0007
 
 
-@pytest.mark.parametrize("kernel,shape", [(4, (3, 3, 8)), (4, (4, 5, 6)), (3, (4, 4, 2))])
-def test_conv_transpose_matches_flax_with_its_faster_kernel_gradient(kernel, shape):
-  """The decoder's transposed convolution has flax's parameters and outputs; its kernel gradient
-  (an ordinary convolution's kernel gradient, for speed) equals flax's, also under vmap."""
+@pytest.mark.parametrize("transpose", [False, True])
+@pytest.mark.parametrize("shape", [(8, 8, 3), (5, 7, 4), (3, 3, 6)])
+def test_cpu_form_matches_flax_in_a_scan_and_under_vmap(transpose, shape):
+  """The CPU form of the 4x4 stride-2 (transposed) convolution has flax's parameters, products
+  and gradients, inside lax.scan (where it exists for speed) and vmapped over parameters."""
   import flax.linen as nn
 
-  from wmjax.nets.cnn import _ConvTranspose
+  from wmjax.nets.cnn import _Conv
 
   key = jax.random.PRNGKey(1)
   x = jax.random.normal(key, (2, *shape))
-  ref = nn.ConvTranspose(5, (kernel, kernel), strides=(2, 2), padding="SAME")
-  ours = _ConvTranspose(5, kernel)
+  layer = nn.ConvTranspose if transpose else nn.Conv
+  ref = layer(5, (4, 4), strides=(2, 2), padding="SAME")
+  ours = _Conv(5, 4, transpose, True, "cpu")
   params = ref.init(key, x)
   chex.assert_trees_all_equal(params, ours.init(key, x))
-  np.testing.assert_array_equal(ref.apply(params, x), ours.apply(params, x))
+  chex.assert_trees_all_close(ours.apply(params, x), ref.apply(params, x), rtol=1e-5, atol=1e-5)
 
-  def grads(module):
-    loss = lambda p, x: jnp.sum(jnp.sin(module.apply(p, x)))
-    return jax.grad(loss, argnums=(0, 1))(params, x)
+  def grads(module, params):
+    def loss(p, x):
+      return jnp.sum(jnp.sin(module.apply(p, x)))
 
-  chex.assert_trees_all_close(grads(ours), grads(ref), rtol=1e-5, atol=1e-5)
+    def body(carry, scale):   # the gradient inside a scan, as in a training loop
+      return carry, jax.grad(loss, argnums=(0, 1))(jax.tree.map(lambda a: scale * a, params), x)
+
+    return jax.lax.scan(body, 0, jnp.array([1.0, 2.0]))[1]
+
+  chex.assert_trees_all_close(jax.jit(lambda p: grads(ours, p))(params), grads(ref, params),
+                              rtol=1e-4, atol=1e-5)
   stacked = jax.tree.map(lambda a: jnp.stack([a, 2 * a]), params)
-  batched = jax.vmap(jax.grad(lambda p: jnp.sum(jnp.sin(ours.apply(p, x)))))(stacked)
-  one = jax.grad(lambda p: jnp.sum(jnp.sin(ref.apply(p, x))))(
-      jax.tree.map(lambda a: 2 * a, params))
-  chex.assert_trees_all_close(jax.tree.map(lambda a: a[1], batched), one, rtol=1e-5, atol=1e-5)
+  loss = lambda module: (lambda p: jnp.sum(jnp.sin(module.apply(p, x))))
+  batched = jax.vmap(jax.grad(loss(ours)))(stacked)
+  one = jax.grad(loss(ref))(jax.tree.map(lambda a: 2 * a, params))
+  chex.assert_trees_all_close(jax.tree.map(lambda a: a[1], batched), one, rtol=1e-4, atol=1e-5)
+
+
+def test_conv_impl_is_checked_and_xla_is_flax():
+  x = jnp.ones((1, 8, 8, 3))
+  with pytest.raises(ValueError, match="conv_impl"):
+    ConvEncoder(depth=2, conv_impl="fast").init(jax.random.PRNGKey(0), x)
+  a, b = ConvEncoder(depth=2, conv_impl="xla"), ConvEncoder(depth=2, conv_impl="cpu")
+  params = a.init(jax.random.PRNGKey(0), x)
+  chex.assert_trees_all_equal(params, b.init(jax.random.PRNGKey(0), x))
+  chex.assert_trees_all_close(a.apply(params, x), b.apply(params, x), rtol=1e-5, atol=1e-5)
