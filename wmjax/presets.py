@@ -211,9 +211,19 @@ _WM_CPU = dict(episodes=200, latent_size=8, vae_depth=8, vae_epochs=20, vae_batc
                hidden_size=64, num_mixtures=5, mdn_epochs=150, mdn_batch_size=20,
                mdn_epochs_per_chunk=25, vae_epochs_per_chunk=5, population_size=32,
                generations=60, rollouts=8, eval_every=5, eval_episodes=32)
+# DM Control from 64x64 frames: the paper's Z = 32 and 5 mixtures, V and M sized for a 2-core CPU
+# (experiments/worldmodels_pixels.py); action repeat 4 (250 agent steps per episode).
+_WM_DMC_PIXELS = dict(action_repeat=4, episodes=100, latent_size=32, vae_depth=16, vae_epochs=5,
+                      vae_batch_size=100, hidden_size=128, num_mixtures=5, mdn_epochs=100,
+                      mdn_batch_size=10, mdn_epochs_per_chunk=20, vae_epochs_per_chunk=1,
+                      population_size=32, generations=40, rollouts=4, eval_every=10,
+                      eval_episodes=16)
 _WORLDMODELS = (
     _p("fast", ["fast/*"], _WM_CPU, note="sized for a 2-core CPU "
        "(experiments/results/worldmodels-*-cpu)"),
+    _p("dmc-pixels", ["dmc-pixels/*"], _WM_DMC_PIXELS, note="DM Control from 64x64 frames: "
+       "100 random episodes, Z 32, M 128 units, CMA-ES 32 x 4 rollouts; action repeat 4 "
+       "(experiments/results/worldmodels-pixels-cpu)"),
     _p("generic-cpu", (), _WM_CPU, device="cpu", note="the fast/ sizes"),
     _p("generic-gpu", (), {}, device="gpu",
        note="the paper's CarRacing sizes (WorldModelsConfig defaults)"),
