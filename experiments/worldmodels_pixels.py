@@ -237,7 +237,8 @@ def main() -> None:
     wm_c, state_c, res = train_controller(env, config, state, hypers, key, name, args.episodes,
                                           real_budget)
     res["dream"] = save_dream(wm_c, _first(state_c), jax.random.PRNGKey(7),
-                              out / f"dream-{name}.gif", out / f"dream-{name}.png")
+                              out / f"dream-{name}.gif", out / f"dream-{name}.png",
+                              scale=max(1, 128 // env.spec.obs_shape[0]))
     results["controllers"][name] = res
     path.write_text(json.dumps(results, indent=1, default=float))
     plot(results, out / "curves.png", results["random"]["mean"])
