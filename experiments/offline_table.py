@@ -3,7 +3,7 @@ behaviour, as D4RL normalised scores, 3 seeds each, one vmapped program per (alg
 
     python experiments/offline_table.py datasets          # collect the datasets from source runs
     python experiments/offline_table.py run --minutes 60  # train what is missing; resumes
-    python experiments/offline_table.py sweep --minutes 60  # MOPO lambda x rollout length
+    python experiments/offline_table.py sweep             # MOPO lambda x rollout length
     python experiments/offline_table.py report            # table.md, table.json, curves.png
 
 Sources: a brax SAC run per env (``wmjax train sac --env brax/halfcheetah --steps 120000
@@ -138,13 +138,16 @@ def run_table(out: pathlib.Path, algos=ALGOS, datasets=DATASETS, seeds: int = 3,
 
 def run_sweep(out: pathlib.Path, name: str = "brax-halfcheetah-medium-replay",
               penalties=(0.0, 0.1, 0.3, 1.0), lengths=(5,), seeds: int = 2,
-              updates: int = 10_000, sets=("model_updates=3000",), echo=print) -> None:
+              updates: int = 10_000, sets=("model_updates=3000",), folder: str | None = None,
+              echo=print) -> None:
   """MOPO over lambda (and rollout length), seeds and lambda vmapped in one program per
-  rollout length (``wmjax sweep``): the sweep folder has summary.md and sweep.png."""
+  rollout length (``wmjax sweep``): the sweep folder ``OUT/sweep/<folder or name>`` has
+  summary.md and sweep.png. Called again, it resumes."""
   data = dataset_dir(out, name)
+  target = out / "sweep" / (folder or name)
   cmd = [sys.executable, "-m", "wmjax.cli", "sweep", "mopo", "--dataset", str(data), "--seeds",
          str(seeds), "--steps", str(updates), "--grid",
-         "penalty_coef=" + ",".join(map(str, penalties)), "--out", str(out / "sweep" / name),
+         "penalty_coef=" + ",".join(map(str, penalties)), "--out", str(target),
          "--no-progress"]
   if len(lengths) > 1:
     cmd += ["--grid", "rollout_length=" + ",".join(map(str, lengths))]
@@ -152,7 +155,7 @@ def run_sweep(out: pathlib.Path, name: str = "brax-halfcheetah-medium-replay",
     cmd += ["--set", f"rollout_length={lengths[0]}"]
   for item in sets:
     cmd += ["--set", item]
-  if (out / "sweep" / name / "sweep.json").exists():
+  if (target / "sweep.json").exists():
     cmd.append("--resume")
   echo(" ".join(cmd))
   subprocess.run(cmd, check=True)
@@ -274,24 +277,35 @@ def main(argv=None) -> None:
   parser.add_argument("--out", type=pathlib.Path, default=OUT)
   parser.add_argument("--algos", default=",".join(ALGOS))
   parser.add_argument("--datasets", default=",".join(DATASETS))
-  parser.add_argument("--seeds", type=int, default=3)
+  parser.add_argument("--seeds", type=int, default=None, help="default 3 (run), 2 (sweep)")
   parser.add_argument("--updates", type=int, default=None, help="per run; default the preset's")
   parser.add_argument("--size", type=int, default=100_000, help="transitions per dataset")
   parser.add_argument("--set", action="append", default=[],
                       help="key=value for every run, or algo:key=value for one algorithm's")
   parser.add_argument("--minutes", type=float, default=None)
   parser.add_argument("--no-progress", action="store_true")
+  parser.add_argument("--penalties", default="0,0.1,0.3,1", help="sweep: MOPO's lambda values")
+  parser.add_argument("--lengths", default="5", help="sweep: rollout lengths (h)")
+  parser.add_argument("--sweep-folder", default=None,
+                      help="sweep: folder under OUT/sweep (default: the dataset's name)")
   args = parser.parse_args(argv)
   algos = tuple(a for a in args.algos.split(",") if a)
   datasets = tuple(d for d in args.datasets.split(",") if d)
   if args.command == "datasets":
     collect_datasets(args.out, size=args.size)
   elif args.command == "run":
-    run_table(args.out, algos, datasets, seeds=args.seeds, updates=args.updates, sets=args.set,
+    run_table(args.out, algos, datasets, seeds=args.seeds or 3, updates=args.updates, sets=args.set,
               minutes=args.minutes, progress=not args.no_progress)
     report(args.out, algos, datasets)
   elif args.command == "sweep":
-    run_sweep(args.out, updates=args.updates or 10_000)
+    sets = [x.split(":", 1)[1] if x.startswith("mopo:") else x for x in args.set
+            if ":" not in x.split("=", 1)[0] or x.startswith("mopo:")]
+    run_sweep(args.out, datasets[0] if args.datasets != ",".join(DATASETS) else
+              "brax-halfcheetah-medium-replay",
+              penalties=tuple(float(v) for v in args.penalties.split(",")),
+              lengths=tuple(int(v) for v in args.lengths.split(",")), seeds=args.seeds or 2,
+              updates=args.updates or 10_000, sets=sets or ("model_updates=3000",),
+              folder=args.sweep_folder)
   else:
     print(markdown(report(args.out, algos, datasets), algos))
 

@@ -118,24 +118,3 @@ def test_envs_lists_specs():
   assert "fast/PointMass" in result.output and "box(2" in result.output
   result = _invoke("envs", "connect")
   assert result.exit_code == 0 and "pgx/connect_four" in result.output
-
-
-def test_resume_after_a_lost_episode_reproduces_it(tmp_path):
-  """Drop the last checkpoint (as if the process died before writing it) and resume: the
-  re-run episode gives the same metrics, since keys and state come from the checkpoint."""
-  import shutil
-
-  out = tmp_path / "resume"
-  result = _invoke("train", "pets", "--env", "fast/PointMass", "--steps", 150, "--out", out,
-                   "--no-progress", *SMALL)
-  assert result.exit_code == 0, result.output
-  before = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
-  assert [r["iteration"] for r in before] == [1, 2]
-  shutil.rmtree(out / "checkpoints" / "2")
-  result = _invoke("train", "pets", "--out", out, "--resume", "--no-progress")
-  assert result.exit_code == 0, result.output
-  after = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
-  assert [r["iteration"] for r in after] == [1, 2]
-  assert after[1]["train/episode_return"] == pytest.approx(before[1]["train/episode_return"],
-                                                           rel=1e-5)
-  assert after[1]["model/loss"] == pytest.approx(before[1]["model/loss"], rel=1e-5)

@@ -19,11 +19,13 @@ def _invoke(*args, **kwargs):
 @pytest.fixture(scope="module")
 def ttt_run(tmp_path_factory):
   """The default tic-tac-toe setting (64 games x 9 moves per iteration, half of them random,
-  16 simulations, 16 updates of 128 windows), 150k self-play moves, evaluated once at the end:
-  200 games against the random and the greedy player with 64 simulations per move."""
+  16 simulations, 16 updates of 128 windows), evaluated once at the end: 200 games against the
+  random and the greedy player with 64 simulations per move. 115k self-play moves of the
+  preset's 150k: its curve (experiments/results/muzero-tictactoe-cpu) loses no game to the
+  random player from 86k moves on and wins 92-96%, so the test has a margin at 3/4 the cost."""
   out = tmp_path_factory.mktemp("runs") / "ttt"
   result = _invoke("train", "muzero", "--env", "pgx/tic_tac_toe", "--out", out,
-                   "--set", "eval_every=0", "--no-progress")
+                   "--steps", 115_200, "--set", "eval_every=0", "--no-progress")
   assert result.exit_code == 0, result.output
   assert "against random: win" in result.output
   return out
@@ -32,7 +34,7 @@ def ttt_run(tmp_path_factory):
 def test_muzero_never_loses_tic_tac_toe_to_a_random_player(ttt_run):
   records = [json.loads(x) for x in (ttt_run / "metrics.jsonl").read_text().splitlines()]
   last = records[-1]
-  assert last["env_steps"] >= 150_000
+  assert last["env_steps"] >= 115_200
   assert last["eval/loss_vs_random_mean"] == 0.0, last
   assert last["eval/win_vs_random_mean"] >= 0.9, last
   assert (ttt_run / "curve.png").stat().st_size > 1000
