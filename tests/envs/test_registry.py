@@ -100,3 +100,35 @@ def test_dmc_cartpole_swingup_runs_on_mjx():
   assert np.asarray(done)[:, -1].all()
   # Hanging down: upright reward near zero.
   assert float(reward.mean()) < 0.1
+
+
+def test_options_ride_in_the_env_name():
+  from wmjax import presets
+  from wmjax.cli.common import default_out
+  from wmjax.envs.registry import split_options
+
+  assert split_options("dmc-pixels/CartpoleSwingup?image_size=84x64,camera=1,shadows=false") == (
+      "dmc-pixels/CartpoleSwingup", {"image_size": (84, 64), "camera": 1, "shadows": False})
+  assert split_options("minatar/Breakout?sticky_action_prob=0.25") == (
+      "minatar/Breakout", {"sticky_action_prob": 0.25})
+  assert split_options("fast/PointMass") == ("fast/PointMass", {})
+  assert envs.make("fast/PointMassPixels?size=8").spec.obs_shape == (8, 8, 3)
+  # A keyword argument of make() wins over the name's.
+  assert envs.make("fast/PointMassPixels?size=8", size=12).spec.obs_shape == (12, 12, 3)
+  # The preset follows the env, not its options; the default run folder has a plain name.
+  assert presets.defaults("dreamer", "fast/PointMassPixels?size=8") == \
+      presets.defaults("dreamer", "fast/PointMassPixels")
+  assert default_out("dreamer", "fast/PointMassPixels?size=8").name.startswith(
+      "dreamer-fast-PointMassPixels-size=8-")
+
+
+@pytest.mark.parametrize("name,match", [
+    ("fast/PointMassPixels?size", "key=value separated by commas"),
+    ("fast/PointMassPixels?size=8,size=9", "'size' is given twice"),
+    ("fast/PointMassPixels?colour=red", "does not take the option.*colour"),
+    ("fast/PointMassPixels?size=4", "size must be an integer >= 8"),
+    ("fast/PointMasss?size=8", "unknown environment 'fast/PointMasss'"),
+])
+def test_bad_options_in_the_env_name_are_refused(name, match):
+  with pytest.raises(ValueError, match=match):
+    envs.make(name)

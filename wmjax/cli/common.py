@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+import re
 import time
 from typing import Annotated
 
@@ -68,9 +69,16 @@ def num(value) -> str:
   return "nan" if value is None else f"{value:.1f}"
 
 
+ENV_OPTIONS_HELP = (" Options of the env's constructor ride in the name, quoted for the shell: "
+                    "'suite/name?key=value,key=value' (e.g. "
+                    "'dmc-pixels/CartpoleSwingup?image_size=84,camera=1', "
+                    "'minatar/Breakout?sticky_action_prob=0'); the run folder keeps them.")
+
+
 def default_out(algo: str, env: str) -> pathlib.Path:
   stamp = time.strftime("%Y%m%d-%H%M%S")
-  return pathlib.Path("runs") / f"{algo}-{env.replace('/', '-')}-{stamp}"
+  name = re.sub(r"[^A-Za-z0-9_.=-]+", "-", env)   # suite/name?key=value,... -> a plain name
+  return pathlib.Path("runs") / f"{algo}-{name}-{stamp}"
 
 
 def at_least_one(name: str):

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from wmjax.cli.common import (
+    ENV_OPTIONS_HELP,
     SeedOption,
     app,
     at_least_one,
@@ -26,7 +27,7 @@ def sweep(
         "their settings).")],
     env: Annotated[str | None, typer.Option(
         help="Environment, suite/name (see `wmjax envs`); for an offline agent, default: its "
-        "dataset's.")] = None,
+        "dataset's." + ENV_OPTIONS_HELP)] = None,
     dataset: Annotated[pathlib.Path | None, typer.Option(
         help="Offline agents (mopo, morel, iql): the dataset folder every run learns from.")] =
     None,

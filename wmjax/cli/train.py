@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from wmjax.cli.common import (
+    ENV_OPTIONS_HELP,
     DevicesOption,
     ProgressOption,
     ResumeOption,
@@ -42,7 +43,7 @@ def _make_command(algo: Algo):
   where = f"{types[1]} and {types[2]} ({types[0].replace('.', '/')}.py)"
 
   def command(
-      env: Annotated[str, typer.Option(help=algo.env_help)] = algo.env_default,
+      env: Annotated[str, typer.Option(help=algo.env_help + ENV_OPTIONS_HELP)] = algo.env_default,
       dataset: Annotated[pathlib.Path | None, typer.Option(
           help="The dataset folder to learn from (`wmjax dataset collect` makes them); the "
           "env, action repeat and episode length default to the dataset's.",
@@ -110,7 +111,7 @@ def _make_command(algo: Algo):
 
 def _make_external_command(algo: Algo):
   def command(
-      env: Annotated[str, typer.Option(help=algo.env_help)] = algo.env_default,
+      env: Annotated[str, typer.Option(help=algo.env_help + ENV_OPTIONS_HELP)] = algo.env_default,
       steps: Annotated[int, typer.Option(help=algo.length_help,
                                          callback=at_least_one("--steps"))] = 50_000,
       seeds: Annotated[int, typer.Option(

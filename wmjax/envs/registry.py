@@ -9,6 +9,12 @@ Sutton & Barto's chapter 8: ``grid/dyna_maze``, ``grid/blocking_maze``, ``grid/s
 ``minatar/<Game>`` (MinAtar through pgx: ``[10, 10, C]`` binary frames, discrete actions, see
 :mod:`wmjax.envs.minatar`) and ``gymnax/<Name>`` (gymnax's classic control, bsuite, MinAtar and
 misc tasks). Your own envs: :func:`wmjax.envs.register_env`.
+
+Options of an env's constructor can ride in its name, ``suite/name?key=value,key=value`` (for
+example ``dmc-pixels/CartpoleSwingup?image_size=84,camera=1`` or
+``minatar/Breakout?sticky_action_prob=0``), so the command line and a run folder's
+``config.json`` carry them: ``make`` passes them on as keyword arguments (see
+:func:`split_options` for the value syntax).
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import numpy as np
 
 from wmjax.envs import wrappers
 
-__all__ = ["make", "names", "register", "EnvEntry"]
+__all__ = ["make", "names", "register", "split_options", "EnvEntry"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -208,7 +214,47 @@ def names() -> list[str]:
   return sorted(_REGISTRY)
 
 
+def _option_value(key: str, text: str):
+  low = text.strip().lower()
+  if low in ("true", "false"):
+    return low == "true"
+  parts = low.split("x")
+  if len(parts) == 2 and all(p.isdigit() for p in parts):   # 84x64: (height, width)
+    return (int(parts[0]), int(parts[1]))
+  for kind in (int, float):
+    try:
+      return kind(text)
+    except ValueError:
+      pass
+  if not text.strip():
+    raise ValueError(f"env option {key!r} has no value")
+  return text.strip()
+
+
+def split_options(name: str) -> tuple[str, dict]:
+  """``"suite/name?key=value,..."`` -> ``("suite/name", {key: value})``.
+
+  Values: ``true`` / ``false``; ``HxW`` (two integers, e.g. ``84x64``) a ``(H, W)`` tuple;
+  integers; floats; anything else a string. A name without ``?`` has no options.
+  """
+  base, sep, query = name.partition("?")
+  options = {}
+  if not sep:
+    return name, options
+  for item in query.split(","):
+    key, eq, text = item.partition("=")
+    key = key.strip()
+    if not eq or not key.isidentifier():
+      raise ValueError(f"env options are key=value separated by commas after '?', got "
+                       f"{item!r} in {name!r} (e.g. dmc-pixels/CartpoleSwingup?image_size=84)")
+    if key in options:
+      raise ValueError(f"env option {key!r} is given twice in {name!r}")
+    options[key] = _option_value(key, text)
+  return base, options
+
+
 def entry(name: str) -> EnvEntry:
+  name = split_options(name)[0]
   _register_builtin()
   if name.startswith("gymnax/") or name not in _REGISTRY:
     _register_gymnax()
@@ -231,6 +277,18 @@ def entry(name: str) -> EnvEntry:
   return _REGISTRY[name]
 
 
+def build_entry(e: EnvEntry, name: str, kwargs: dict):
+  """``e.build(**kwargs)``; an option the env's constructor does not take is a ValueError that
+  names the env and the option."""
+  try:
+    return e.build(**kwargs)
+  except TypeError as err:
+    if kwargs and "argument" in str(err):
+      raise ValueError(f"{name} does not take the option(s) {', '.join(sorted(kwargs))} as "
+                       f"given: {err}") from None
+    raise
+
+
 def make(name: str, *, episode_length: int | None = None, action_repeat: int | None = None,
          **kwargs) -> wrappers.RegisteredEnv:
   """Builds a registered env, wrapped: actions in ``[-1, 1]`` (continuous) or checked integers
@@ -247,7 +305,9 @@ def make(name: str, *, episode_length: int | None = None, action_repeat: int | N
   The result follows brax's interface (``reset(key)``, ``step(state, action)``) for one env;
   vmap it for a batch. ``env.spec`` is its :class:`~wmjax.types.Spec`.
   """
-  e = entry(name)
+  base, options = split_options(name)
+  e = entry(base)
+  kwargs = {**options, **kwargs}
   episode_length = e.episode_length if episode_length is None else int(episode_length)
   action_repeat = e.action_repeat if action_repeat is None else int(action_repeat)
   if episode_length < 1 or action_repeat < 1:
@@ -255,7 +315,7 @@ def make(name: str, *, episode_length: int | None = None, action_repeat: int | N
                      f"{action_repeat}")
   outer_options = {k: kwargs.pop(k) for k in e.outer_options if k in kwargs}
   finish = e.outer(**outer_options) if e.outer is not None else None   # checks them first
-  env, low, high = e.build(**kwargs)
+  env, low, high = build_entry(e, base, kwargs)
   # A known per-step reward describes one env step; with action repeat it no longer applies.
   reward_fn = e.reward_fn if action_repeat == 1 else None
   wrapped = wrappers.wrap(env, name=name, episode_length=episode_length,

@@ -198,7 +198,7 @@ def import_envs(module: str) -> list[str]:
 
 def origin(name: str) -> str | None:
   """The module (or file) whose import registered ``name``, if ``--import`` did."""
-  return _ORIGIN.get(name)
+  return _ORIGIN.get(name.partition("?")[0])
 
 
 def ensure_registered(name: str, module: str | None) -> None:
@@ -207,5 +207,6 @@ def ensure_registered(name: str, module: str | None) -> None:
   from wmjax.envs import registry
 
   registry._register_builtin()   # noqa: SLF001
+  name = name.partition("?")[0]
   if module and name not in registry._REGISTRY:   # noqa: SLF001
     import_envs(module)

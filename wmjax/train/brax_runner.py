@@ -106,7 +106,8 @@ def _apply_sets(algo: str, kwargs: dict, sets) -> dict:
 def make_brax_env(env_name: str, **env_kwargs):
   """A registered env with only our action checks: brax's trainers add their own episode
   limit, action repeat, vmap and auto-reset."""
-  env, low, high = registry.entry(env_name).build(**env_kwargs)
+  base, options = registry.split_options(env_name)
+  env, low, high = registry.build_entry(registry.entry(base), base, {**options, **env_kwargs})
   spec = spec_of(env)
   if spec.discrete:
     raise ValueError(f"{env_name} has discrete actions; brax's SAC and PPO here take continuous "
