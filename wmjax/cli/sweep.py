@@ -23,8 +23,8 @@ __all__ = []
 @app.command("sweep")
 def sweep(
     algo: Annotated[str, typer.Argument(
-        help="Agent: pets, dreamer, muzero, mbpo, worldmodels or dyna (`wmjax presets` lists "
-        "their settings).")],
+        help="Agent: any of `wmjax train`'s (pets, dreamer, mbpo, trpo, muzero, worldmodels, "
+        "dyna; offline: mopo, morel, iql); `wmjax presets` lists their settings.")],
     env: Annotated[str | None, typer.Option(
         help="Environment, suite/name (see `wmjax envs`); for an offline agent, default: its "
         "dataset's." + ENV_OPTIONS_HELP)] = None,
