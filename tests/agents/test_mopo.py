@@ -25,10 +25,16 @@ TINY = dict(ensemble_size=3, num_elites=2, hidden_sizes=(32, 32), model_updates=
             sac_batch_size=32, updates_per_iteration=8, eval_episodes=2)
 
 
+# The point mass's reference returns (random policy about 28, a good controller about 45), so
+# runs on this dataset report D4RL's normalised score.
+REFERENCE = {"random": 28.0, "expert": 45.0}
+
+
 @pytest.fixture(scope="module")
 def dataset_dir(tmp_path_factory):
   path = tmp_path_factory.mktemp("offline") / "pointmass"
-  save(pointmass_dataset(), path)
+  data = pointmass_dataset()
+  save(dataclasses.replace(data, meta={**data.meta, "reference": REFERENCE}), path)
   return path
 
 
@@ -48,6 +54,13 @@ def test_learns_from_the_dataset_to_beat_its_behaviour(algo, dataset_dir, tmp_pa
   config = json.loads((run.path / "config.json").read_text())
   assert config["derived"]["dataset"]["behaviour_return"] == pytest.approx(behaviour)
   assert (run.path / "curve.png").exists()
+  returns = np.asarray(final["eval/episode_return"])
+  np.testing.assert_allclose(final["eval/normalized_score"], 100 * (returns - 28.0) / 17.0,
+                             rtol=1e-4)
+  if algo == "mopo":   # `wmjax eval` reports the score too
+    result = CliRunner().invoke(app, ["eval", str(run.path), "--episodes", "2"])
+    assert result.exit_code == 0, result.output
+    assert "normalised score (D4RL's): mean" in result.output, result.output
 
 
 @pytest.fixture(scope="module")

@@ -103,6 +103,10 @@ def eval_run(
                f"   mean {row.mean():8.1f}")
   typer.echo(f"mean {algo.eval_label} {returns.mean():.1f} +- {returns.std():.1f} over "
              f"{returns.size} episodes")
+  if "eval/normalized_score" in results:   # offline runs on a dataset with reference returns
+    score = np.asarray(results["eval/normalized_score"])
+    per_seed = ", ".join(f"{v:.1f}" for v in score.mean(-1))
+    typer.echo(f"normalised score (D4RL's): mean {score.mean():.1f} (per seed: {per_seed})")
 
 
 def _eval_muzero(run_dir, *, opponent, games, seed, simulations) -> None:
