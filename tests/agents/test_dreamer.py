@@ -16,9 +16,9 @@ from wmjax.types import Spec
 ITERATIONS = 45    # of 100 agent steps each, after 400 random prefill steps: 4900 steps in all
 
 
-def _train(env_name, iterations, seeds=1, env_kwargs=None, **overrides):
+def _train(env_name, iterations, seeds=1, env_kwargs=None, hyper_overrides=None, **overrides):
   config = dataclasses.replace(presets.defaults("dreamer", env_name)[0], **overrides)
-  hyper = presets.defaults("dreamer", env_name)[1]
+  hyper = presets.defaults("dreamer", env_name)[1]._replace(**(hyper_overrides or {}))
   env = envs.make(env_name, action_repeat=config.action_repeat, **(env_kwargs or {}))
   dreamer = dreamer_lib.make_dreamer(env, config)
   hypers = jax.tree.map(lambda v: np.full((seeds,), v, np.float32), hyper)

@@ -12,8 +12,9 @@ from wmjax.cli import app
 
 runner = CliRunner()
 # 400 random prefill steps, then 15 iterations of 100 agent steps (4 envs x 25 steps), each
-# with 12 updates on 8 sequences of 32 steps; the `debug` model with an 8-channel CNN.
-PIXELS = ["--env", "fast/PointMassPixels", "--steps", 1900, "--set", "cnn_depth=8",
+# with 12 updates on 8 sequences of 32 steps; the `debug` model with an 8-channel CNN, on 8x8
+# frames (the size rides in the env name, so resume and eval rebuild the same env).
+PIXELS = ["--env", "fast/PointMassPixels?size=8", "--steps", 1900, "--set", "cnn_depth=8",
           "--set", "batch_size=8", "--set", "imagine_starts=64", "--set", "train_ratio=32",
           "--set", "model_lr=6e-4", "--set", "eval_every=10", "--set", "eval_episodes=2"]
 
@@ -33,7 +34,7 @@ def pixel_run(tmp_path_factory):
 
 def test_pixel_run_writes_curve_reconstructions_and_checkpoints(pixel_run):
   config = json.loads((pixel_run / "config.json").read_text())
-  assert config["algo"] == "dreamer" and config["derived"]["spec"]["obs_shape"] == [16, 16, 3]
+  assert config["algo"] == "dreamer" and config["derived"]["spec"]["obs_shape"] == [8, 8, 3]
   records = [json.loads(x) for x in (pixel_run / "metrics.jsonl").read_text().splitlines()]
   assert [r["iteration"] for r in records] == [1, 2, 3]
   assert records[-1]["agent_steps"] >= 1800 and records[-1]["env_steps"] >= 1800
@@ -59,14 +60,14 @@ def test_the_decoder_learns_the_images(pixel_run):
   errors = save_dreamer_reconstructions(built.extra["dreamer"], state, jax.random.PRNGKey(0),
                                         pixel_run / "check.png", sequences=8)
   # The per-pixel error of the drawing is the logged per-frame loss over the frame's pixels.
-  pixels = 16 * 16 * 3
+  pixels = 8 * 8 * 3
   assert errors["recon_mse"] == pytest.approx(recon[-1] / pixels, rel=0.5), (errors, recon)
 
 
 def test_eval_of_a_dreamer_run(pixel_run):
   result = _invoke("eval", pixel_run, "--episodes", 2)
   assert result.exit_code == 0, result.output
-  assert "dreamer on fast/PointMassPixels" in result.output and "seed 0:" in result.output
+  assert "dreamer on fast/PointMassPixels?size=8" in result.output and "seed 0:" in result.output
 
 
 def test_resume_after_a_lost_chunk_reproduces_it(pixel_run, tmp_path):
