@@ -11,9 +11,8 @@ mass, pushes it away (below random). At 1e-3 the image loss falls about 3x soone
 - 16x16 frames, 40 iterations (1,000 updates): 43.1 and 39.8 at 1e-3, against 9.6 and 12.8 at
   3e-4 (``experiments/results/dreamer-pixels-cpu``).
 
-The 8x8 task took 140 s in the cold suite, which then ran 32:23 here (about 38 minutes on CI),
-so it runs only with ``WMJAX_LONG_TESTS=1`` until the suite has room, as does the 16x16 one
-(about 3 minutes on a 2-core CPU):
+The 8x8 task runs in CI (140 s in a cold suite here; CI ran the suite without it in 1,619 s).
+The 16x16 one (about 3 minutes on a 2-core CPU) runs only with ``WMJAX_LONG_TESTS=1``:
 
     WMJAX_LONG_TESTS=1 JAX_PLATFORMS=cpu python -m pytest tests/agents/test_dreamer_pixels.py
 """
@@ -40,9 +39,6 @@ def _check_learns(env_name, iterations):
   assert recon[-5:].mean() < 0.2 * recon[:5].mean(), recon
 
 
-@pytest.mark.skipif(os.environ.get("WMJAX_LONG_TESTS") != "1",
-                    reason="140 s in the cold suite, which then measured 32:23 here: over what "
-                    "CI's 35 minutes afford (set WMJAX_LONG_TESTS=1)")
 def test_dreamer_learns_point_mass_from_8x8_pixels():
   _check_learns("fast/PointMassPixels?size=8", 30)
 
