@@ -14,11 +14,14 @@ from wmjax.replay.sequences import init_sequence_buffer, sample_sequences
 from wmjax.types import Spec
 
 ITERATIONS = 45    # of 100 agent steps each, after 400 random prefill steps: 4900 steps in all
+# Measured with the ``fast`` preset (model_lr 1e-3), 2 seeds, these 45 iterations: the point
+# mass 44.9 and 46.3 (random 28.0), its discrete form 37.4 and 44.4 (random 26.4). At the
+# earlier model_lr 3e-4 the discrete form gave 34 and 38.
 
 
-def _train(env_name, iterations, seeds=1, env_kwargs=None, hyper_overrides=None, **overrides):
+def _train(env_name, iterations, seeds=1, env_kwargs=None, **overrides):
   config = dataclasses.replace(presets.defaults("dreamer", env_name)[0], **overrides)
-  hyper = presets.defaults("dreamer", env_name)[1]._replace(**(hyper_overrides or {}))
+  hyper = presets.defaults("dreamer", env_name)[1]
   env = envs.make(env_name, action_repeat=config.action_repeat, **(env_kwargs or {}))
   dreamer = dreamer_lib.make_dreamer(env, config)
   hypers = jax.tree.map(lambda v: np.full((seeds,), v, np.float32), hyper)
