@@ -51,8 +51,9 @@ def _runs_of(folder: pathlib.Path):
 
 def _pick_metric(lines: list[dict]) -> str | None:
   keys = {k for r in lines for k in r}
-  for name in ("eval/episode_return", "eval/win_vs_greedy", "eval/steps_to_goal",
-               "train/episode_return"):
+  # An offline run's D4RL normalised score first: it is what its table reports.
+  for name in ("eval/normalized_score", "eval/episode_return", "eval/win_vs_greedy",
+               "eval/steps_to_goal", "train/episode_return"):
     if name in keys:
       return name
   return None
@@ -137,12 +138,14 @@ def _plot(path: pathlib.Path, curves: dict, rows: list[dict], spec: dict, metric
   import matplotlib.pyplot as plt
 
   fig, (ax_curve, ax_bar) = plt.subplots(1, 2, figsize=(12, 4.5))
+  names = []
   for i, r in enumerate(rows):
     key = divmod(i, len(spec["points"]))     # rows are program-major, then point
     key = key if key in curves else None
     name = r["program"] if len(spec["static"]) > 1 else ""
     hyper = ", ".join(f"{k}={v:g}" for k, v in r["hyper"].items())
-    name = ", ".join(x for x in (name, hyper) if x) or "base"
+    name = ", ".join(x for x in (name, hyper) if x) or r["program"]
+    names.append(name)
     color = f"C{i % 10}"
     if key is not None:
       per_seed = curves[key]
@@ -168,8 +171,7 @@ def _plot(path: pathlib.Path, curves: dict, rows: list[dict], spec: dict, metric
   if rows:
     ax_curve.legend(fontsize=8)
   ax_bar.set_xticks(range(len(rows)))
-  ax_bar.set_xticklabels([", ".join(f"{k}={v:g}" for k, v in r["hyper"].items()) or r["program"]
-                          for r in rows], rotation=30, ha="right", fontsize=8)
+  ax_bar.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
   ax_bar.set_title("final: mean (circle) and IQM (square), 95% CI")
   fig.tight_layout()
   fig.savefig(path, dpi=110)
