@@ -112,6 +112,14 @@ def test_sweep_folder_and_aggregate(dyna_sweep):
   assert config["run_axis"]["runs"][4] == [1, 0] and config["config"]["planning_steps"] == 10
 
 
+def test_offline_sweeps_report_the_normalised_score():
+  from wmjax.train.report import _pick_metric
+
+  both = {"eval/episode_return": 1.0, "eval/normalized_score": 2.0}
+  assert _pick_metric([{"iteration": 1}, both]) == "eval/normalized_score"
+  assert _pick_metric([{"eval/episode_return": 1.0}]) == "eval/episode_return"
+
+
 def test_sweep_runs_equal_single_runs(dyna_sweep, tmp_path):
   """A sweep's run (point alpha=0.5, seed 2) is the run `train dyna --set alpha=0.5 --seeds 4`
   gives for seed 2: the grid point changes the hyperparameter, not the random numbers."""
