@@ -1,40 +1,69 @@
 #!/usr/bin/env bash
-# One lent-GPU session, as one command (see ../shared/gpu/README.md for the wheels it needs):
-#   1. the benchmark suite alone on the GPU (benchmarks/run_all.py, --budget-s BENCH_S);
-#   2. then, side by side until TOTAL_S: MBPO and brax's SAC on brax/halfcheetah (2 seeds,
-#      50k env steps, as experiments/mbpo_vs_sac.py) and a MuZero connect-four run sized for a GPU.
-# Everything lands under $OUT: the benchmark JSON/markdown, and runs.tgz (run folders without
-# checkpoints, plus every log). Plots are drawn afterwards on the CPU side from these files.
+# One lent-GPU session, as one command: the GPU figures the open issues ask for (see
+# ../shared/gpu/README.md for the wheels it needs; git history has the script earlier sessions
+# ran for MBPO, SAC and MuZero).
+#   1. issue 18: dmc-pixels rendering frames/s at 1, 16, 64 and 1,024 envs
+#      (render_throughput.py), then pixel Dreamer with DreamerV3's small model at its train ratio
+#      512 (the small-gpu preset): updates/s and the training iteration's env steps/s
+#      (dreamer_throughput.py);
+#   2. issue 19, side by side until TOTAL_S: the CPU table's MOPO row on halfcheetah medium
+#      (3 seeds, 20k model steps, 25k SAC updates, lambda 0.1, h 5: 33 min on the 2-core CPU) and
+#      the lambda x h sweep on medium-replay (2 seeds x lambda 0.1, 0.3 x h 1, 5: 8 runs), for its
+#      wall-clock and runs/s.
+# The datasets' arrays are not in git: carry them with the wheels, e.g.
+#   carry: [".whl", "experiments/results/offline/datasets/brax-halfcheetah-medium",
+#           "experiments/results/offline/datasets/brax-halfcheetah-medium-replay"]
+# Everything lands under $OUT: the benchmark JSON and runs.tgz (run folders without checkpoints,
+# plus every log). Plots are drawn afterwards on the CPU side from these files.
 #
-#   OUT=/tmp/out BENCH_S=120 TOTAL_S=540 bash benchmarks/gpu_session.sh
+#   OUT=/tmp/out TOTAL_S=480 bash benchmarks/gpu_session.sh
+#   QUICK=1 OUT=/tmp/out bash benchmarks/gpu_session.sh     # the same steps, tiny, on a CPU
 set -u
 OUT=${OUT:-/tmp/wmjax-gpu}
-BENCH_S=${BENCH_S:-120}
-TOTAL_S=${TOTAL_S:-540}
+TOTAL_S=${TOTAL_S:-480}
+QUICK=${QUICK:-0}
+DATA=experiments/results/offline/datasets
 export PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false WMJAX_CACHE=/tmp/wmjax-cache
 T0=$(date +%s)
-mkdir -p "$OUT" runs/gpu/logs
+RUNS=runs/gpu
+mkdir -p "$OUT" $RUNS/logs
 left() { echo $((T0 + TOTAL_S - $(date +%s))); }
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > runs/gpu/logs/gpu.txt 2>&1
-python3 -c "import jax; print(jax.__version__, jax.devices())" >> runs/gpu/logs/gpu.txt 2>&1
+log() { echo "$* at $(( $(date +%s) - T0 )) s" >> $RUNS/logs/session.txt; }
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > $RUNS/logs/session.txt 2>&1
+python3 -c "import jax; print(jax.__version__, jax.devices())" >> $RUNS/logs/session.txt 2>&1
 
-timeout "$BENCH_S" python3 benchmarks/run_all.py --budget-s $((BENCH_S - 20)) \
-  --only envs pets dreamer muzero agents --max-seconds 10 --no-plot --out-dir "$OUT" \
-  --note "lent GPU session; benchmarks alone on the GPU, before the training runs" \
-  > runs/gpu/logs/bench.log 2>&1
-echo "benchmarks done at $(( $(date +%s) - T0 )) s" >> runs/gpu/logs/gpu.txt
+if [ "$QUICK" = 1 ]; then
+  RENDER=(--render-batches 1 16 --render-size 16 --max-seconds 2 --budget-s 60)
+  DREAMER=(--env fast/PointMassPixels --sizes debug --starts 64 --batches 4 --repeats 2)
+  MOPO_ROW=(--updates 500 --set model_updates=200 --set model_steps_per_iteration=100
+            --set updates_per_iteration=250 --set rollout_batch=500 --set eval_episodes=2)
+  SWEEP=(--steps 500 --set model_updates=200 --set model_steps_per_iteration=100
+         --set updates_per_iteration=250 --set rollout_batch=500 --set eval_episodes=2)
+else
+  RENDER=(--render-batches 1 16 64 1024 --max-seconds 5 --budget-s 100)
+  DREAMER=(--env dmc-pixels/CartpoleSwingup --sizes small --starts 1024 --batches 16
+           --repeats 3 --max-seconds 20)
+  MOPO_ROW=(--updates 25000)
+  # the CPU sweep's settings (wmjax sweep takes no --preset; on a GPU it starts from generic-gpu)
+  SWEEP=(--steps 25000 --set model_updates=20000 --set model_steps_per_iteration=1000
+         --set rollout_batch=10000 --set eval_every=5)
+fi
+
+timeout 150 python3 benchmarks/render_throughput.py --render-tasks dmc-pixels/CartpoleSwingup \
+  "${RENDER[@]}" --out "$OUT/render_throughput-gpu.json" > $RUNS/logs/render.log 2>&1
+log "render done"
+timeout 200 python3 benchmarks/dreamer_throughput.py "${DREAMER[@]}" \
+  --out "$OUT/dreamer_throughput-pixels-gpu.json" > $RUNS/logs/dreamer.log 2>&1
+log "dreamer done"
 
 W="python3 -m wmjax.cli"
-timeout "$(left)" $W train mbpo --env brax/halfcheetah --steps 50000 --seeds 2 \
-  --out runs/gpu/mbpo-halfcheetah --no-progress > runs/gpu/logs/mbpo-halfcheetah.log 2>&1 &
-timeout "$(left)" $W train sac --env brax/halfcheetah --steps 50000 --seeds 2 \
-  --out runs/gpu/sac-halfcheetah --no-progress > runs/gpu/logs/sac-halfcheetah.log 2>&1 &
-timeout "$(left)" $W train muzero --env pgx/connect_four --steps 50000000 \
-  --set num_envs=1024 --set batch_size=1024 --set updates_per_iteration=32 \
-  --set replay_capacity=327680 --set net=resnet --set channels=64 --set blocks=4 \
-  --set num_simulations=32 --set eval_every=20 --set target_update_interval=200 \
-  --out runs/gpu/muzero-connect-four --no-progress > runs/gpu/logs/muzero-connect-four.log 2>&1 &
+timeout "$(left)" $W train mopo --dataset $DATA/brax-halfcheetah-medium --seeds 3 \
+  --preset generic-cpu "${MOPO_ROW[@]}" --out $RUNS/mopo-halfcheetah-medium --no-progress \
+  > $RUNS/logs/mopo-halfcheetah-medium.log 2>&1 &
+timeout "$(left)" $W sweep mopo --dataset $DATA/brax-halfcheetah-medium-replay --seeds 2 \
+  --grid penalty_coef=0.1,0.3 --grid rollout_length=1,5 "${SWEEP[@]}" \
+  --out $RUNS/mopo-sweep --no-progress > $RUNS/logs/mopo-sweep.log 2>&1 &
 wait
-echo "training done at $(( $(date +%s) - T0 )) s" >> runs/gpu/logs/gpu.txt
-tar czf "$OUT/runs.tgz" --exclude=checkpoints runs/gpu
+log "training done"
+tar czf "$OUT/runs.tgz" --exclude=checkpoints $RUNS
 ls -la "$OUT"
