@@ -44,9 +44,7 @@ else
   DREAMER=(--env dmc-pixels/CartpoleSwingup --sizes small --starts 1024 --batches 16
            --repeats 3 --max-seconds 20)
   MOPO_ROW=(--updates 25000)
-  # the CPU sweep's settings (wmjax sweep takes no --preset; on a GPU it starts from generic-gpu)
-  SWEEP=(--steps 25000 --set model_updates=20000 --set model_steps_per_iteration=1000
-         --set rollout_batch=10000 --set eval_every=5)
+  SWEEP=(--steps 25000)
 fi
 
 timeout 150 python3 benchmarks/render_throughput.py --render-tasks dmc-pixels/CartpoleSwingup \
@@ -61,7 +59,7 @@ timeout "$(left)" $W train mopo --dataset $DATA/brax-halfcheetah-medium --seeds 
   --preset generic-cpu "${MOPO_ROW[@]}" --out $RUNS/mopo-halfcheetah-medium --no-progress \
   > $RUNS/logs/mopo-halfcheetah-medium.log 2>&1 &
 timeout "$(left)" $W sweep mopo --dataset $DATA/brax-halfcheetah-medium-replay --seeds 2 \
-  --grid penalty_coef=0.1,0.3 --grid rollout_length=1,5 "${SWEEP[@]}" \
+  --preset generic-cpu --grid penalty_coef=0.1,0.3 --grid rollout_length=1,5 "${SWEEP[@]}" \
   --out $RUNS/mopo-sweep --no-progress > $RUNS/logs/mopo-sweep.log 2>&1 &
 wait
 log "training done"

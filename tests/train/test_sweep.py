@@ -215,6 +215,24 @@ def test_sweep_bad_input(tmp_path):
   assert result.exit_code == 2 and "sweeps know dreamer, dyna" in result.output
 
 
+def test_sweep_starts_every_run_from_a_named_preset(tmp_path):
+  result = _invoke("sweep", "dyna", "--env", "grid/dyna_maze", "--preset", "nope",
+                   "--out", tmp_path / "x")
+  assert result.exit_code == 2 and "no preset 'nope'" in result.output, result.output
+  out = tmp_path / "plus"
+  result = _invoke("sweep", "dyna", "--env", "grid/dyna_maze", "--preset", "dyna-q+",
+                   "--seeds", 2, "--grid", "alpha=0.5,1", "--steps", 200, "--out", out,
+                   "--no-progress")
+  assert result.exit_code == 0, result.output
+  assert json.loads((out / "sweep.json").read_text())["preset"] == "dyna-q+"
+  config = json.loads((out / "base" / "config.json").read_text())
+  assert config["preset"] == "dyna-q+" and config["config"]["kappa"] == pytest.approx(1e-3)
+  # Resuming with another preset is refused: the runs would not be comparable.
+  result = _invoke("sweep", "dyna", "--env", "grid/dyna_maze", "--seeds", 2, "--grid",
+                   "alpha=0.5,1", "--steps", 200, "--out", out, "--resume", "--no-progress")
+  assert result.exit_code == 2 and "other settings" in result.output, result.output
+
+
 def _free_port() -> int:
   with socket.socket() as s:
     s.bind(("localhost", 0))

@@ -41,6 +41,10 @@ def sweep(
     set_: Annotated[list[str] | None, typer.Option(
         "--set", help="A fixed setting for every run, key=value, repeatable (as in train).")] =
     None,
+    preset: Annotated[str | None, typer.Option(
+        help="Start every run from this named preset (see `wmjax presets ALGO`), e.g. a CPU "
+        "preset on a GPU to compare with a CPU run; default: the env's tuned preset, else the "
+        "generic one sized for this device.")] = None,
     steps: Annotated[int | None, typer.Option(
         help="Length of each run, as the agent's train command counts it (World Models: "
         "CMA-ES generations); default: the agent's.")] = None,
@@ -54,8 +58,9 @@ def sweep(
         help="Continue the sweep in --out: unfinished programs from their checkpoints, missing "
         "ones from the start.")] = False,
     metric: Annotated[str | None, typer.Option(
-        help="Metric of the aggregate (a key of metrics.jsonl); default: eval/episode_return, "
-        "else eval/win_vs_greedy (board games), eval/steps_to_goal (Dyna).")] = None,
+        help="Metric of the aggregate (a key of metrics.jsonl); default: "
+        "eval/normalized_score (offline agents), else eval/episode_return, eval/win_vs_greedy "
+        "(board games), eval/steps_to_goal (Dyna).")] = None,
     memory_limit: Annotated[str | None, typer.Option(
         help="Device memory to plan against, e.g. 16GiB (default: what the device reports).")] =
     None,
@@ -115,7 +120,8 @@ def sweep(
       out = pathlib.Path("sweeps") / default_out(algo, env).name
     summary = run_sweep(algo, env, out=out, seeds=seeds, grid=grid or [], sets=set_ or [],
                         steps=steps, seed=seed, devices=devices, resume=resume, metric=metric,
-                        progress=progress, log=typer.echo, process=(index, count))
+                        progress=progress, log=typer.echo, process=(index, count),
+                        preset=preset)
   except (ValueError, KeyError, RunExistsError, FileNotFoundError, FileExistsError,
           TrainingDiverged, SweepTooLarge, RuntimeError) as e:
     fail(str(e.args[0]) if e.args else str(e))

@@ -81,7 +81,10 @@ def _check_sweep_file(sweep_file: pathlib.Path, spec: dict, resume: bool) -> Non
     if not resume:
       raise FileExistsError(f"{out} already holds a sweep (sweep.json). Pass --resume to "
                             "continue it, or choose a new --out folder.")
-    if {k: v for k, v in saved.items() if k != "created"} != to_jsonable(spec):
+    expected = to_jsonable(spec)
+    if "preset" not in saved:   # a sweep.json written before sweeps took --preset
+      expected.pop("preset", None)
+    if {k: v for k, v in saved.items() if k != "created"} != expected:
       raise ValueError(f"--resume: the sweep in {out} was started with other settings "
                        f"({json.dumps(saved)[:400]}); resume it with the same command.")
   elif resume:
@@ -91,7 +94,7 @@ def _check_sweep_file(sweep_file: pathlib.Path, spec: dict, resume: bool) -> Non
 def run_sweep(algo_name: str, env_name: str, *, out: str | pathlib.Path, seeds: int = 4,
               grid: list[str] = (), sets: list[str] = (), steps: int | None = None,
               seed: int = 0, devices: int | None = 0, resume: bool = False,
-              metric: str | None = None, progress: bool = True,
+              metric: str | None = None, progress: bool = True, preset: str | None = None,
               log: Callable[[str], None] = print,
               process: tuple[int, int] = (0, 1)) -> dict | None:
   """Runs a sweep into ``out`` and (on process 0) writes and returns the aggregate.
@@ -101,7 +104,8 @@ def run_sweep(algo_name: str, env_name: str, *, out: str | pathlib.Path, seeds: 
   (``process`` = (index, count), from :func:`init_distributed`) each trains its share of every
   program's runs in a child process, and process 0 aggregates after a barrier. ``resume``
   continues each program from its checkpoint (one that finished is left as it is) and starts
-  those not yet begun.
+  those not yet begun. ``preset`` names the preset every run starts from (default: the env's
+  tuned one, else the device's generic one), as ``wmjax train --preset``.
   """
   from wmjax.train.algos import algo_names, get_algo
   from wmjax.train.loop import settings_for
@@ -117,7 +121,7 @@ def run_sweep(algo_name: str, env_name: str, *, out: str | pathlib.Path, seeds: 
     raise ValueError(f"--steps must be >= 1, got {steps}")
   algo = get_algo(algo_name)
   out = pathlib.Path(out)
-  base_config, base_hyper, resolved = settings_for(algo, env_name, sets)
+  base_config, base_hyper, resolved = settings_for(algo, env_name, sets, preset)
   parsed = parse_grid(list(grid), base_config, base_hyper)
   for point in parsed.points:
     validate_hyper(base_hyper._replace(**point))
@@ -125,8 +129,9 @@ def run_sweep(algo_name: str, env_name: str, *, out: str | pathlib.Path, seeds: 
 
   index, count = process
   spec = {"algo": algo_name, "env": env_name, "seeds": seeds, "seed": seed, "grid": list(grid),
-          "sets": list(sets), algo.length_name: length, "points": list(parsed.points),
-          "static": [dict(s) for s in parsed.static], "processes": count}
+          "sets": list(sets), "preset": resolved.name, algo.length_name: length,
+          "points": list(parsed.points), "static": [dict(s) for s in parsed.static],
+          "processes": count}
   sweep_file = out / "sweep.json"
   if index == 0:   # process 0 alone decides whether the folder may be used, then the others
     _check_sweep_file(sweep_file, spec, resume)
@@ -163,7 +168,8 @@ def run_sweep(algo_name: str, env_name: str, *, out: str | pathlib.Path, seeds: 
     log(f"  program {grid_label(static)}: {axis.size} run(s) -> {folder}")
     kwargs = {"steps": length} if length is not None else {}
     kwargs.update(seeds=seeds, out=str(folder), sets=[*sets, *static_sets], resume=again,
-                  seed=seed, progress=progress, devices=devices)
+                  seed=seed, progress=progress, devices=devices,
+                  preset=None if again else resolved.name)
     if count > 1 or split > 1:
       _train_in_child({"algo": algo_name, "env": env_name, "kwargs": kwargs,
                        "axis": axis.to_dict()}, folder, cpu_devices=split)
