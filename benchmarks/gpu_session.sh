@@ -6,7 +6,11 @@
 #      (render_throughput.py), then pixel Dreamer with DreamerV3's small model at its train ratio
 #      512 (the small-gpu preset): updates/s and the training iteration's env steps/s
 #      (dreamer_throughput.py);
-#   2. issue 19, side by side until TOTAL_S: the CPU table's MOPO row on halfcheetah medium
+#   2. side by side until TOTAL_S:
+#      issue 18: pixel cartpole swing-up (64x64) with the CPU run's settings (the xsmall-cpu
+#      preset at action repeat 8, 2 seeds, 100k env steps: 2,875 updates of 258 GFLOP per seed,
+#      about 7 CPU-hours per seed on the 2-core CPU);
+#      issue 19: the CPU table's MOPO row on halfcheetah medium
 #      (3 seeds, 20k model steps, 25k SAC updates, lambda 0.1, h 5: 33 min on the 2-core CPU) and
 #      the lambda x h sweep on medium-replay (2 seeds x lambda 0.1, 0.3 x h 1, 5: 8 runs), for its
 #      wall-clock and runs/s.
@@ -35,6 +39,7 @@ python3 -c "import jax; print(jax.__version__, jax.devices())" >> $RUNS/logs/ses
 if [ "$QUICK" = 1 ]; then
   RENDER=(--render-batches 1 16 --render-size 16 --max-seconds 2 --budget-s 60)
   DREAMER=(--env fast/PointMassPixels --sizes debug --starts 64 --batches 4 --repeats 2)
+  PIXELS=(--env fast/PointMassPixels --preset fast --steps 600)
   MOPO_ROW=(--updates 500 --set model_updates=200 --set model_steps_per_iteration=100
             --set updates_per_iteration=250 --set rollout_batch=500 --set eval_episodes=2)
   SWEEP=(--steps 500 --set model_updates=200 --set model_steps_per_iteration=100
@@ -43,6 +48,8 @@ else
   RENDER=(--render-batches 1 16 64 1024 --max-seconds 5 --budget-s 100)
   DREAMER=(--env dmc-pixels/CartpoleSwingup --sizes small --starts 1024 --batches 16
            --repeats 3 --max-seconds 20)
+  PIXELS=(--env dmc-pixels/CartpoleSwingup --preset xsmall-cpu --set action_repeat=8
+          --set replay_capacity=20000 --steps 12500)
   MOPO_ROW=(--updates 25000)
   SWEEP=(--steps 25000)
 fi
@@ -55,6 +62,8 @@ timeout 200 python3 benchmarks/dreamer_throughput.py "${DREAMER[@]}" \
 log "dreamer done"
 
 W="python3 -m wmjax.cli"
+timeout "$(left)" $W train dreamer "${PIXELS[@]}" --seeds 2 --out $RUNS/dreamer-pixel-cartpole \
+  --no-progress > $RUNS/logs/dreamer-pixel-cartpole.log 2>&1 &
 timeout "$(left)" $W train mopo --dataset $DATA/brax-halfcheetah-medium --seeds 3 \
   --preset generic-cpu "${MOPO_ROW[@]}" --out $RUNS/mopo-halfcheetah-medium --no-progress \
   > $RUNS/logs/mopo-halfcheetah-medium.log 2>&1 &
