@@ -20,7 +20,8 @@ run: $(BIN)/.installed
 
 # Two pytest workers (one test file each at a time): compilation is single-threaded, so on 2
 # cores this roughly halves the suite (192 tests: 11.8 min warm-cache against 28.6 min in one
-# process on a busier CPU). 430 tests took 26.6 min here with an empty compilation cache.
+# process on a busier CPU). 430 tests took 26.6 min here with an empty compilation cache, before
+# the 8x8 pixel learning test (about 140 s) joined them; CI ran that suite in 1,619 s.
 test: $(BIN)/.installed
 	$(BIN)/ruff check .
 	JAX_PLATFORMS=cpu $(BIN)/python -m pytest -q -n 2 --dist loadfile
