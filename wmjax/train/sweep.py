@@ -169,7 +169,7 @@ def run_sweep(algo_name: str, env_name: str, *, out: str | pathlib.Path, seeds: 
     kwargs = {"steps": length} if length is not None else {}
     kwargs.update(seeds=seeds, out=str(folder), sets=[*sets, *static_sets], resume=again,
                   seed=seed, progress=progress, devices=devices,
-                  preset=None if again else resolved.name)
+                  preset=None if again else preset)
     if count > 1 or split > 1:
       _train_in_child({"algo": algo_name, "env": env_name, "kwargs": kwargs,
                        "axis": axis.to_dict()}, folder, cpu_devices=split)
