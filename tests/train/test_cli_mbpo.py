@@ -76,13 +76,29 @@ def test_bad_input_is_refused(tmp_path):
   assert result.exit_code == 2 and "Accepted" in result.output and "learning_rate" in result.output
   result = _invoke("compare", tmp_path / "nothing")
   assert result.exit_code == 2 and "no config.json" in result.output
+  result = _invoke("train", "ppo", "--env", "fast/PointMass", "--set",
+                   "bootstrap_on_timeout=true", "--out", tmp_path / "c", "--no-progress")
+  assert result.exit_code == 2 and "time limits" in result.output
+  result = _invoke("train", "ppo", "--env", "fast/PointMass", "--set", "max_grad_norm=big",
+                   "--out", tmp_path / "d", "--no-progress")
+  assert result.exit_code == 2 and "max_grad_norm" in result.output
+
+
+def test_brax_arguments_that_default_to_none_parse_to_numbers():
+  from wmjax.train.brax_runner import _apply_sets
+
+  kwargs = _apply_sets("ppo", {}, ["max_grad_norm=0.5", "clipping_epsilon_value=0.2",
+                                   "max_grad_norm=1"])
+  assert kwargs == {"max_grad_norm": 1.0, "clipping_epsilon_value": 0.2}
+  assert _apply_sets("sac", {}, ["max_replay_size=5000"]) == {"max_replay_size": 5000}
 
 
 def test_brax_ppo_writes_a_run_folder(tmp_path):
   out = tmp_path / "ppo"
   result = _invoke("train", "ppo", "--env", "fast/PointMass", "--steps", 4096, "--set",
                    "eval_every=2048", "--set", "num_envs=8", "--set", "batch_size=32",
-                   "--set", "num_minibatches=4", "--set", "unroll_length=16", "--out", out,
+                   "--set", "num_minibatches=4", "--set", "unroll_length=16",
+                   "--set", "max_grad_norm=0.5", "--out", out,
                    "--no-progress")
   assert result.exit_code == 0, result.output
   records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]

@@ -86,8 +86,9 @@ def default_kwargs(algo: str, env_name: str) -> dict:
   raise ValueError(f"unknown model-free algorithm {algo!r}; accepted: {', '.join(BRAX_ALGOS)}")
 
 
-def _apply_sets(algo: str, kwargs: dict, sets) -> dict:
-  accepted = set(inspect.signature(_train_fn(algo)).parameters) - set(_DRIVER_ARGS)
+def _apply_sets(algo: str, kwargs: dict, sets, env_name: str = "") -> dict:
+  params = inspect.signature(_train_fn(algo)).parameters
+  accepted = set(params) - set(_DRIVER_ARGS)
   accepted.add("eval_every")
   kwargs = dict(kwargs)
   for item in sets:
@@ -97,10 +98,35 @@ def _apply_sets(algo: str, kwargs: dict, sets) -> dict:
     if key not in accepted:
       raise KeyError(f"--set {key}: not an argument of brax's {algo} trainer. Accepted: "
                      f"{', '.join(sorted(accepted))}.")
-    default = kwargs.get(key, inspect.signature(_train_fn(algo)).parameters.get(key))
-    default = getattr(default, "default", default)
-    kwargs[key] = parse_value(text, None, default)
+    param = params.get(key)
+    default = kwargs.get(key, param.default if param is not None else None)
+    annotation = param.annotation if param is not None else None
+    try:
+      value = parse_value(text, annotation, default)
+      if default is None and isinstance(value, str) and "str" not in str(annotation):
+        value = _literal(text)   # an argument defaulting to None, with no usable annotation
+    except ValueError as e:
+      raise ValueError(f"--set {item}: {e}") from e
+    kwargs[key] = value
+  if kwargs.get("bootstrap_on_timeout") and not env_name.startswith("dmc/"):
+    raise ValueError(
+        f"--set bootstrap_on_timeout=true: {env_name or 'this env'} does not mark time limits "
+        "(brax PPO reads state.info['time_out'], which only the dmc/ suite's wrapper sets). "
+        "brax PPO already stops its advantages at a time limit (its 'truncation' mask), so "
+        "leave it off here.")
   return kwargs
+
+
+def _literal(text: str):
+  """``text`` as an int, a float or a bool when it reads as one, else the string itself."""
+  for cast in (int, float):
+    try:
+      return cast(text)
+    except ValueError:
+      pass
+  if text.lower() in ("true", "false"):
+    return text.lower() == "true"
+  return text
 
 
 def make_brax_env(env_name: str, **env_kwargs):
@@ -144,7 +170,7 @@ def train_brax(algo: str, env_name: str, *, steps: int, seeds: int = 1,
     raise ValueError(f"--seeds must be >= 1, got {seeds}")
   if steps < 1:
     raise ValueError(f"--steps must be >= 1, got {steps}")
-  kwargs = _apply_sets(algo, default_kwargs(algo, env_name), list(sets))
+  kwargs = _apply_sets(algo, default_kwargs(algo, env_name), list(sets), env_name)
   eval_every = int(kwargs.pop("eval_every"))
   if algo == "sac" and kwargs.get("max_replay_size") is None:
     # Room for every transition of the run, and no more: brax's buffer is one array that the

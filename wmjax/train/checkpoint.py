@@ -16,7 +16,9 @@ decodes (a flipped bit inside an array's bytes) is not detected, as orbax keeps 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import math
 import pathlib
 import warnings
@@ -62,11 +64,26 @@ def _paths(tree) -> dict[str, tuple]:
   return out
 
 
+@contextlib.contextmanager
+def _quiet(logger: str):
+  """Holds back ``logger``'s messages below ERROR inside the block."""
+  log = logging.getLogger(logger)
+  level = log.level
+  log.setLevel(logging.ERROR)
+  try:
+    yield
+  finally:
+    log.setLevel(level)
+
+
 def _layout_difference(step_dir: pathlib.Path, abstract) -> str | None:
   """How the state saved in ``step_dir`` differs in layout from ``abstract``, or None (also
   when the saved layout cannot be read: the restore itself then says what is wrong)."""
   try:
-    metadata = ocp.StandardCheckpointer().metadata(step_dir / "default")
+    # The item folder has no step metadata of its own (that is one level up), and orbax
+    # warns of it on every read: the warning says nothing to a user, so it is held back here.
+    with _quiet("absl"):
+      metadata = ocp.StandardCheckpointer().metadata(step_dir / "default")
     tree = getattr(metadata, "item_metadata", metadata)
     saved = _paths(getattr(tree, "tree", tree))
   except Exception:  # no readable metadata: nothing to compare
