@@ -354,7 +354,9 @@ def _by_name(algo: str, name: str) -> Preset:
 
 
 def _pick(algo: str, env_name: str, device: str) -> tuple[Preset, bool]:
-  env_name = env_name.partition("?")[0]   # options in the name do not change the preset
+  from wmjax.envs.registry import base_name
+
+  env_name = base_name(env_name)   # options in the name do not change the preset
   for p in presets_of(algo):
     if p.device is not None and p.device != device:   # a suite preset sized for one device
       continue

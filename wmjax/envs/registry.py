@@ -28,7 +28,7 @@ import numpy as np
 
 from wmjax.envs import wrappers
 
-__all__ = ["make", "names", "register", "split_options", "EnvEntry"]
+__all__ = ["make", "names", "register", "split_options", "base_name", "EnvEntry"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -231,15 +231,21 @@ def _option_value(key: str, text: str):
   return text.strip()
 
 
+def base_name(name: str) -> str:
+  """``"suite/name?key=value,..."`` -> ``"suite/name"``: the registered name, options dropped
+  unparsed (what presets and run folders key on)."""
+  return name.partition("?")[0]
+
+
 def split_options(name: str) -> tuple[str, dict]:
   """``"suite/name?key=value,..."`` -> ``("suite/name", {key: value})``.
 
   Values: ``true`` / ``false``; ``HxW`` (two integers, e.g. ``84x64``) a ``(H, W)`` tuple;
   integers; floats; anything else a string. A name without ``?`` has no options.
   """
-  base, sep, query = name.partition("?")
+  base, query = base_name(name), name.partition("?")[2]
   options = {}
-  if not sep:
+  if base == name:
     return name, options
   for item in query.split(","):
     key, eq, text = item.partition("=")

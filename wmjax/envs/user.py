@@ -198,7 +198,9 @@ def import_envs(module: str) -> list[str]:
 
 def origin(name: str) -> str | None:
   """The module (or file) whose import registered ``name``, if ``--import`` did."""
-  return _ORIGIN.get(name.partition("?")[0])
+  from wmjax.envs.registry import base_name
+
+  return _ORIGIN.get(base_name(name))
 
 
 def ensure_registered(name: str, module: str | None) -> None:
@@ -207,6 +209,6 @@ def ensure_registered(name: str, module: str | None) -> None:
   from wmjax.envs import registry
 
   registry._register_builtin()   # noqa: SLF001
-  name = name.partition("?")[0]
+  name = registry.base_name(name)
   if module and name not in registry._REGISTRY:   # noqa: SLF001
     import_envs(module)
