@@ -185,3 +185,39 @@ def test_bad_input_is_refused_before_training(dataset_dir, tmp_path):
   with pytest.raises(ValueError, match="threshold"):
     loop.train("morel", "fast/PointMass", out=tmp_path / "d",
                sets=[f"dataset={dataset_dir}", "threshold=-1"], progress=False)
+
+
+def test_a_penalty_sweep_fits_one_model_per_seed_and_trains_as_separate_runs(dataset_dir,
+                                                                             tmp_path):
+  """Two penalties x two seeds in one program: the model phase runs once per seed (the groups),
+  and every run's model-phase metrics and first policy iteration equal those of a run of its
+  penalty alone."""
+  from wmjax.train.common import RunAxis
+
+  sets = [f"dataset={dataset_dir}", *(f"{k}={','.join(map(str, v)) if isinstance(v, tuple) else v}"
+                                      for k, v in TINY.items()), "eval_every=0"]
+  axis = RunAxis(seed=0, seeds=2, points=({"penalty_coef": 0.0}, {"penalty_coef": 2.0}))
+  hypers = axis.hypers(mopo_lib.MOPOHyper())
+  first, member = loop.shared_groups(axis, hypers, ("model_lr", "weight_decay"))
+  assert first.tolist() == [0, 1] and member.tolist() == [0, 1, 0, 1]   # runs: (point, seed)
+  assert loop.shared_groups(axis, hypers, ("penalty_coef",)) is None
+
+  def lines(run):
+    return run.read_metrics()
+
+  swept = lines(loop.train("mopo", "fast/PointMass", out=tmp_path / "sweep", steps=8,
+                           run_axis=axis, sets=sets, progress=False))
+  # The second penalty's runs are the ones that receive a copied model: alone, they fit it.
+  alone = lines(loop.train("mopo", "fast/PointMass", out=tmp_path / "alone", steps=8, seeds=2,
+                           sets=[*sets, "penalty_coef=2.0"], progress=False))
+  assert len(alone) == len(swept) == 3   # 2 model iterations, 1 policy iteration
+  compared = 0
+  for a, s in zip(alone, swept, strict=True):
+    for name in ("model/loss", "mopo/dataset_uncertainty_max", "model/rollout_reward",
+                 "sac/critic_loss", "eval/episode_return"):
+      if name in a:
+        np.testing.assert_allclose(s[name][2:], a[name], rtol=1e-4, err_msg=name)
+        compared += 1
+  assert compared == 2 + 2 + 3
+  model_loss = [r["model/loss"] for r in swept if "model/loss" in r][-1]
+  assert model_loss[0] != model_loss[1]   # the seeds' models differ (not one copied to all)

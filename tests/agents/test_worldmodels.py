@@ -69,3 +69,29 @@ def test_cli_refuses_an_env_without_images(tmp_path):
   assert result.exit_code == 2
   assert "image observations" in result.output and "(4,)" in result.output
   assert not (tmp_path / "run").exists()
+
+
+def test_a_sigma_sweep_trains_v_and_m_once_per_seed(tmp_path):
+  """sigma_init 0.05 and 0.5, one seed, one program: V and M are the first run's (trained once,
+  their losses equal those of a run of the second sigma alone), the controllers differ."""
+  from tests.train.tiny import TINY_RUNS
+  from wmjax.train import loop
+  from wmjax.train.common import RunAxis
+
+  env, steps, sets = TINY_RUNS["worldmodels"]
+  axis = RunAxis(seed=0, seeds=1, points=({"sigma_init": 0.05}, {"sigma_init": 0.5}))
+  swept = loop.train("worldmodels", env, out=tmp_path / "sweep", steps=steps, run_axis=axis,
+                     sets=sets, progress=False).read_metrics()
+  alone = loop.train("worldmodels", env, out=tmp_path / "alone", steps=steps,
+                     sets=[*sets, "sigma_init=0.5"], progress=False).read_metrics()
+  assert [r.get("stage") for r in swept] == [r.get("stage") for r in alone]
+  compared = 0
+  for s, a in zip(swept, alone, strict=True):
+    for name in ("vae/loss", "mdn/loss"):
+      if name in a:
+        assert s[name][0] == s[name][1]
+        np.testing.assert_allclose(s[name][1], a[name], rtol=1e-4, err_msg=name)
+        compared += 1
+  assert compared == 4   # 2 VAE epochs and 2 MDN epochs, a chunk each
+  last = swept[-1]
+  assert last["stage"] == "es" and last["dream/sigma"][0] != last["dream/sigma"][1], last

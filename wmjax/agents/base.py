@@ -22,10 +22,27 @@ import jax.numpy as jnp
 
 from wmjax.types import Array, Key, Metrics
 
-__all__ = ["Phase", "Program", "Policy", "require_vector_continuous", "raw_key"]
+__all__ = ["Phase", "Program", "Policy", "SharedPart", "require_vector_continuous", "raw_key"]
 
 State = Any   # a pytree of arrays: the whole state of one run (replay buffers included)
 Hyper = Any   # a NamedTuple of float arrays (vmappable hyperparameters)
+
+
+class SharedPart(NamedTuple):
+  """A phase that runs of one seed compute alike, whatever most of their hyperparameters.
+
+  The contract: the phase's iteration writes only the part of a run's state that ``get``
+  returns (``put`` writes it back), reads no Hyper field but ``hyper_fields``, and everything of
+  the state it reads is the same at the phase's start for runs that share a seed (hence a key)
+  and those fields' values. Then the driver computes the phase once per such group, on the
+  group's first run, and copies the part to the others; their metrics are the first's.
+  Example: MOPO's model phase fits the ensemble from the seed's key and ``model_lr``, whatever
+  the penalty, so a sweep of K penalties fits K times fewer ensembles.
+  """
+
+  hyper_fields: tuple[str, ...]
+  get: Callable[[State], Any]
+  put: Callable[[State, Any], State]
 
 
 class Phase(NamedTuple):
@@ -39,6 +56,7 @@ class Phase(NamedTuple):
   # counts, e.g. train/episodes, is summed) or "last" (the chunk's last iteration).
   reduce: str = "mean"
   evaluate: bool = True   # whether the driver evaluates during this phase
+  shared: SharedPart | None = None   # computed once per group of alike runs (see SharedPart)
 
 
 class Policy(NamedTuple):

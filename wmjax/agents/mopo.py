@@ -41,7 +41,7 @@ import jax
 import jax.numpy as jnp
 
 from wmjax.agents import sac as sac_lib
-from wmjax.agents.base import Policy, require_vector_continuous
+from wmjax.agents.base import Policy, SharedPart, require_vector_continuous
 from wmjax.agents.base import raw_key as _raw
 from wmjax.models import ensemble as ensemble_lib
 from wmjax.models.termination import make_termination
@@ -174,6 +174,9 @@ class OfflineModelAgent(NamedTuple):
   sac: sac_lib.SAC
   learns_termination: bool
   uncertainty: Any        # (state, obs [N, O], action [N, A]) -> u [N] (this agent's estimator)
+  # The model phase reads only the model's part of the state and no hyperparameter but the
+  # model's own: runs of one seed that differ in the penalty (or SAC's settings) fit one model.
+  model_phase_shared: SharedPart
 
 
 def make_mopo(env, data: Transition, config: MOPOConfig) -> OfflineModelAgent:
@@ -345,7 +348,17 @@ def _make(env, data: Transition, config: OfflineModelConfig, kind: str) -> Offli
     """Returns of ``eval_episodes`` real episodes with the deterministic (mean) policy."""
     return policy_returns(env, policy, state, None, _raw(key), cfg.eval_episodes)
 
+  def model_part(state: OfflineModelState):
+    return (state.model, state.termination, state.uncertainty_ref, state.key,
+            state.model_updates)
+
+  def put_model_part(state: OfflineModelState, part) -> OfflineModelState:
+    model, term, ref, key, updates = part
+    return state._replace(model=model, termination=term, uncertainty_ref=ref, key=key,
+                          model_updates=updates)
+
+  shared = SharedPart(("model_lr", "weight_decay"), model_part, put_model_part)
   return OfflineModelAgent(config=cfg, init=init, model_iteration=model_iteration,
                            policy_iteration=policy_iteration, evaluate=evaluate, policy=policy,
                            ensemble=ensemble, sac=sac, learns_termination=learns_termination,
-                           uncertainty=uncertainty)
+                           uncertainty=uncertainty, model_phase_shared=shared)

@@ -19,7 +19,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from wmjax.agents.base import Phase, Policy, Program
+from wmjax.agents.base import Phase, Policy, Program, SharedPart
 from wmjax.rl.rollout import policy_episode
 from wmjax.train.common import return_postfix
 from wmjax.train.loop import Built, HookContext
@@ -458,10 +458,18 @@ def _build_worldmodels(env_name, steps, config, hyper) -> Built:
     return state, {f"{config.mode}/{k[3:]}" if k.startswith("es/") else k: v
                    for k, v in metrics.items()}
 
+  # V and M read neither the controller's state nor sigma_init: a sweep over sigma_init trains
+  # one V and one M per seed (and learning rates) and shares them.
+  vae_part = SharedPart(
+      ("vae_lr",), lambda s: (s.vae_params, s.vae_opt, s.key, s.vae_epochs),
+      lambda s, p: s._replace(vae_params=p[0], vae_opt=p[1], key=p[2], vae_epochs=p[3]))
+  mdn_part = SharedPart(
+      ("vae_lr", "mdn_lr"), lambda s: (s.mdn_params, s.mdn_opt, s.key, s.mdn_epochs),
+      lambda s, p: s._replace(mdn_params=p[0], mdn_opt=p[1], key=p[2], mdn_epochs=p[3]))
   phases = (Phase("vae", _one(wm.train_vae), config.vae_epochs, config.vae_epochs_per_chunk,
-                  "last", evaluate=False),
+                  "last", evaluate=False, shared=vae_part),
             Phase("mdn", _one(wm.train_mdn), config.mdn_epochs, config.mdn_epochs_per_chunk,
-                  "last", evaluate=False),
+                  "last", evaluate=False, shared=mdn_part),
             Phase("es", generation, config.generations, config.eval_every, "last"))
   program = Program(
       init=None, init_runs=init_runs, phases=phases, evaluate=evaluate,

@@ -101,7 +101,7 @@ def _build_model_based(kind: str):
     program = Program(
         init=agent.init,
         phases=(Phase("model", agent.model_iteration, config.model_iterations, 1,
-                      evaluate=False),
+                      evaluate=False, shared=agent.model_phase_shared),
                 Phase("policy", agent.policy_iteration, iterations, 1)),
         evaluate=_evaluate(agent.evaluate, dataset),
         counters=lambda s: {"env_steps": jnp.zeros((), jnp.int32),

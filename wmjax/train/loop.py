@@ -253,7 +253,23 @@ def train(algo_name: str, env_name: str | None = None, *, out: str | pathlib.Pat
       state, metrics = jax.lax.scan(lambda s, _: phase.iteration(s, hyper_), state, None,
                                     length=n)
       return state, (metrics, program.counters(state), all_finite(program.params(state)))
-    return jax.jit(jax.vmap(run_chunk), donate_argnums=(0,) if donate else ())
+
+    groups = (shared_groups(axis, hypers, phase.shared.hyper_fields)
+              if phase.shared is not None else None)
+    if groups is None:
+      return jax.jit(jax.vmap(run_chunk), donate_argnums=(0,) if donate else ())
+    first, member = groups
+
+    def run_shared(state, hyper_):
+      """The phase once per group of alike runs (their first), its part copied to the rest."""
+      pick = functools.partial(jax.tree.map, lambda x: x[first])
+      done_, (metrics, _, _) = jax.vmap(run_chunk)(pick(state), pick(hyper_))
+      part = jax.tree.map(lambda x: x[member], phase.shared.get(done_))
+      state = jax.vmap(phase.shared.put)(state, part)
+      metrics = jax.tree.map(lambda x: x[member], metrics)
+      return state, (metrics, jax.vmap(program.counters)(state),
+                     jax.vmap(lambda s: all_finite(program.params(s)))(state))
+    return jax.jit(run_shared, donate_argnums=(0,) if donate else ())
 
   eval_fn = jax.jit(jax.vmap(program.evaluate))
   # Each run's evaluation keys come from its own seed's key (not from a split over the run
@@ -354,6 +370,24 @@ def train(algo_name: str, env_name: str | None = None, *, out: str | pathlib.Pat
       warnings.warn(f"could not draw {curve.path}: {e}", stacklevel=2)
     ckpt.close()
   return run
+
+
+def shared_groups(axis: RunAxis, hypers, fields) -> tuple[np.ndarray, np.ndarray] | None:
+  """Runs alike for a :class:`~wmjax.agents.base.SharedPart` phase: those with one seed and the
+  same values of ``fields``. ``(first [G], member [R])``: each group's first run, and each
+  run's group; None when every run is its own group (nothing to share)."""
+  values = [np.asarray(jax.device_get(getattr(hypers, f))) for f in fields]
+  index: dict[tuple, int] = {}
+  first, member = [], []
+  for r, (_, seed_index) in enumerate(axis.runs):
+    key = (seed_index, *(v[r].item() for v in values))
+    if key not in index:
+      index[key] = len(first)
+      first.append(r)
+    member.append(index[key])
+  if len(first) == len(member):
+    return None
+  return np.asarray(first, np.int32), np.asarray(member, np.int32)
 
 
 def _phase_progress(program: Program, done_chunks) -> list[int]:
