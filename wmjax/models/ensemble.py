@@ -17,13 +17,15 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from wmjax.nets.mlp import MLP, get_activation
 from wmjax.types import Array, Key, Metrics, PyTree, Transition
 
 _STD_EPS = 1e-6          # a target or input with smaller spread is left unscaled
-_EVAL_CHUNK = 4096       # rows per vmapped chunk in the full-buffer evaluation pass
+_EVAL_CHUNK = 4096       # rows per vmapped chunk when scoring the members after a fit
+_TRAIN_SAMPLE = 4096     # training rows (at least) on which model/train_mse is estimated
 _INIT_MAX_LOGVAR = 0.5   # PETS / mbrl-lib initial soft bounds
 _INIT_MIN_LOGVAR = -10.0
 
@@ -315,23 +317,31 @@ def make_ensemble(config: EnsembleConfig) -> Ensemble:
     step_keys = jax.random.split(scan_key, cfg.train_steps)
     (params, opt_state, _, _), (nlls, logvars) = jax.lax.scan(train_step, carry, step_keys)
 
-    # Per-member MSE (normalised targets) over the whole buffer, in chunks to bound memory.
-    def row_sq_err(xy):
-      x, y = xy
-      mean, _ = jax.vmap(apply_member, in_axes=(0, None))(params, x)   # [E, D]
-      return jnp.mean(jnp.square(mean - y), axis=-1)                   # [E]
+    # Per-member MSE (normalised targets) on the holdout rows, which pick the elites, and on up
+    # to max(V, _TRAIN_SAMPLE) training rows, which only the metric model/train_mse reads: not
+    # a pass over the whole buffer. The holdout's row ids are a
+    # compile-time constant (is_val above); rows past ``size`` are masked out.
+    def sq_err(ids):
+      def row(i):
+        mean, _ = jax.vmap(apply_member, in_axes=(0, None))(params, x_all[i])   # [E, D]
+        return jnp.mean(jnp.square(mean - y_all[i]), axis=-1)                  # [E]
+      if ids.shape[0] <= _EVAL_CHUNK:
+        return jax.vmap(row)(ids)                                  # [N, E]
+      return jax.lax.map(row, ids, batch_size=_EVAL_CHUNK)
 
-    if capacity <= _EVAL_CHUNK:
-      sq_err = jax.vmap(row_sq_err)((x_all, y_all))                # [C, E]
-    else:
-      sq_err = jax.lax.map(row_sq_err, (x_all, y_all), batch_size=_EVAL_CHUNK)
-
-    def masked_mse(mask, count):
-      return jnp.sum(jnp.where(mask[:, None], sq_err, 0.0), axis=0) / jnp.maximum(count, 1)
-
-    train_mse = masked_mse(train_mask, n_train)                   # [E]
-    if cfg.holdout_fraction > 0:
-      val_mse = jnp.where(n_val > 0, masked_mse(val_mask, n_val), train_mse)
+    val_ids = jnp.asarray(np.flatnonzero(np.asarray(is_val)), jnp.int32)    # [V], static
+    sample = min(capacity, max(int(val_ids.shape[0]), _TRAIN_SAMPLE))
+    # Every training row if they fit in the sample, else evenly spaced ones: the same rows at
+    # every fit of one buffer, so the metric compares across fits.
+    slots = jnp.arange(sample)
+    spread = jnp.floor(slots * (n_train / sample)).astype(jnp.int32)
+    train_ids = train_rows[jnp.where(n_train <= sample, slots, spread)]
+    weight = (slots < n_train).astype(jnp.float32)[:, None]
+    train_mse = jnp.sum(weight * sq_err(train_ids), axis=0) / jnp.maximum(jnp.sum(weight), 1)
+    if cfg.holdout_fraction > 0 and val_ids.shape[0] > 0:
+      in_val = val_mask[val_ids]
+      val_sum = jnp.sum(jnp.where(in_val[:, None], sq_err(val_ids), 0.0), axis=0)
+      val_mse = jnp.where(n_val > 0, val_sum / jnp.maximum(n_val, 1), train_mse)
     else:
       val_mse = train_mse
     elite_idx = jnp.argsort(val_mse)[:num_elites].astype(jnp.int32)
