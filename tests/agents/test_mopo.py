@@ -189,9 +189,9 @@ def test_bad_input_is_refused_before_training(dataset_dir, tmp_path):
 
 def test_a_penalty_sweep_fits_one_model_per_seed_and_trains_as_separate_runs(dataset_dir,
                                                                              tmp_path):
-  """Two penalties x two seeds in one program: the model phase runs once per seed (the groups),
-  and every run's model-phase metrics and first policy iteration equal those of a run of its
-  penalty alone."""
+  """Two penalties x two seeds in one program over two devices: the model phase runs once per
+  seed (the groups), and the runs that receive a copied model train as a run of their penalty
+  alone does."""
   from wmjax.train.common import RunAxis
 
   sets = [f"dataset={dataset_dir}", *(f"{k}={','.join(map(str, v)) if isinstance(v, tuple) else v}"
@@ -205,8 +205,9 @@ def test_a_penalty_sweep_fits_one_model_per_seed_and_trains_as_separate_runs(dat
   def lines(run):
     return run.read_metrics()
 
+  # Split over 2 devices, as a sweep's program is on this CPU: each holds one seed's model.
   swept = lines(loop.train("mopo", "fast/PointMass", out=tmp_path / "sweep", steps=8,
-                           run_axis=axis, sets=sets, progress=False))
+                           run_axis=axis, sets=sets, progress=False, devices=2))
   # The second penalty's runs are the ones that receive a copied model: alone, they fit it.
   alone = lines(loop.train("mopo", "fast/PointMass", out=tmp_path / "alone", steps=8, seeds=2,
                            sets=[*sets, "penalty_coef=2.0"], progress=False))

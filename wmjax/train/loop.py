@@ -41,6 +41,7 @@ from wmjax.train.common import (
   config_from_dict,
   resolve_axis,
   restore_or_init,
+  run_sharding,
 )
 from wmjax.train.plots import plot_curve, seeds_label
 from wmjax.train.rundir import RunDir, RunExistsError
@@ -259,13 +260,21 @@ def train(algo_name: str, env_name: str | None = None, *, out: str | pathlib.Pat
     if groups is None:
       return jax.jit(jax.vmap(run_chunk), donate_argnums=(0,) if donate else ())
     first, member = groups
+    # On a mesh, the groups' runs are split over its devices as well (when they divide evenly),
+    # rather than left wherever their first runs live, and what returns is split as it came.
+    split = run_sharding(mesh)
+    split_groups = split is not None and len(first) % mesh.size == 0
+
+    def on_runs(tree, where):
+      return tree if where is None else jax.lax.with_sharding_constraint(tree, where)
 
     def run_shared(state, hyper_):
       """The phase once per group of alike runs (their first), its part copied to the rest."""
       pick = functools.partial(jax.tree.map, lambda x: x[first])
-      done_, (metrics, _, _) = jax.vmap(run_chunk)(pick(state), pick(hyper_))
+      sub = on_runs((pick(state), pick(hyper_)), split if split_groups else None)
+      done_, (metrics, _, _) = jax.vmap(run_chunk)(*sub)
       part = jax.tree.map(lambda x: x[member], phase.shared.get(done_))
-      state = jax.vmap(phase.shared.put)(state, part)
+      state = on_runs(jax.vmap(phase.shared.put)(state, part), split)
       metrics = jax.tree.map(lambda x: x[member], metrics)
       return state, (metrics, jax.vmap(program.counters)(state),
                      jax.vmap(lambda s: all_finite(program.params(s)))(state))
