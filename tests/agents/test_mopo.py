@@ -206,8 +206,11 @@ def test_a_penalty_sweep_fits_one_model_per_seed_and_trains_as_separate_runs(dat
     return run.read_metrics()
 
   # Split over 2 devices, as a sweep's program is on this CPU: each holds one seed's model.
+  said = []
   swept = lines(loop.train("mopo", "fast/PointMass", out=tmp_path / "sweep", steps=8,
-                           run_axis=axis, sets=sets, progress=False, devices=2))
+                           run_axis=axis, sets=sets, progress=False, devices=2,
+                           echo=said.append))
+  assert any("phase model: computed 2 times for 4 runs" in line for line in said), said
   # The second penalty's runs are the ones that receive a copied model: alone, they fit it.
   alone = lines(loop.train("mopo", "fast/PointMass", out=tmp_path / "alone", steps=8, seeds=2,
                            sets=[*sets, "penalty_coef=2.0"], progress=False))

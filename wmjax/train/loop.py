@@ -243,6 +243,13 @@ def train(algo_name: str, env_name: str | None = None, *, out: str | pathlib.Pat
   keys, hypers, mesh = axis_inputs(axis, hyper, devices)
   eval_key = jax.random.PRNGKey(seed + 10_000)
   chunks = program.chunks()
+  if echo is not None:
+    for phase in program.phases:
+      groups = (shared_groups(axis, hypers, phase.shared.hyper_fields)
+                if phase.shared is not None and phase.iterations else None)
+      if groups is not None:
+        echo(f"phase {phase.name}: computed {len(groups[0])} times for {runs} runs (runs of one "
+             f"seed share it; it reads only {', '.join(phase.shared.hyper_fields)})")
 
   init_fn = program.init_runs or jax.jit(jax.vmap(program.init))
 

@@ -71,7 +71,8 @@ def _train_share(spec: dict) -> None:
   axis = spec["axis"]
   run_axis = RunAxis(seed=axis["seed"], seeds=axis["seeds"], points=tuple(axis["points"]),
                      runs=tuple(tuple(r) for r in axis["runs"]))
-  train(spec["algo"], spec["env"], **spec["kwargs"], run_axis=run_axis)
+  train(spec["algo"], spec["env"], **spec["kwargs"], run_axis=run_axis,
+        echo=lambda line: print(f"    {line}", flush=True))
 
 
 def _check_sweep_file(sweep_file: pathlib.Path, spec: dict, resume: bool) -> None:
@@ -176,7 +177,7 @@ def run_sweep(algo_name: str, env_name: str, *, out: str | pathlib.Path, seeds: 
     else:
       from wmjax.train.loop import train
 
-      train(algo_name, env_name, **kwargs, run_axis=axis)
+      train(algo_name, env_name, **kwargs, run_axis=axis, echo=lambda line: log(f"    {line}"))
   barrier("wmjax-sweep-done", count)
   if index != 0:
     return None
