@@ -80,7 +80,9 @@ def sweep(
 
   Every run of a program is one entry of its vmapped run axis (all hyperparameter points x
   seeds), split over the local devices with jax.sharding. Static settings in the grid compile one
-  program per combination. With several processes each takes its share of every program's runs;
+  program per combination. A stage that the swept values do not enter runs once per seed
+  (MOPO's and MOReL's model fit across penalties, World Models' V and M across sigma_init).
+  With several processes each takes its share of every program's runs;
   process 0 writes summary.json, summary.md and sweep.png (mean with 95% bootstrap interval and
   interquartile mean over seeds, per grid point).
   """
