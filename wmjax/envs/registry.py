@@ -215,20 +215,14 @@ def names() -> list[str]:
 
 
 def _option_value(key: str, text: str):
-  low = text.strip().lower()
-  if low in ("true", "false"):
-    return low == "true"
-  parts = low.split("x")
+  from wmjax.train.overrides import parse_literal
+
+  parts = text.strip().lower().split("x")
   if len(parts) == 2 and all(p.isdigit() for p in parts):   # 84x64: (height, width)
     return (int(parts[0]), int(parts[1]))
-  for kind in (int, float):
-    try:
-      return kind(text)
-    except ValueError:
-      pass
   if not text.strip():
     raise ValueError(f"env option {key!r} has no value")
-  return text.strip()
+  return parse_literal(text)
 
 
 def base_name(name: str) -> str:

@@ -319,8 +319,8 @@ def make_ensemble(config: EnsembleConfig) -> Ensemble:
 
     # Per-member MSE (normalised targets) on the holdout rows, which pick the elites, and on up
     # to max(V, _TRAIN_SAMPLE) training rows, which only the metric model/train_mse reads: not
-    # a pass over the whole buffer. The holdout's row ids are a
-    # compile-time constant (is_val above); rows past ``size`` are masked out.
+    # a pass over the whole buffer. The holdout's row ids are a compile-time constant (is_val
+    # above); rows past ``size`` are masked out.
     def sq_err(ids):
       def row(i):
         mean, _ = jax.vmap(apply_member, in_axes=(0, None))(params, x_all[i])   # [E, D]

@@ -100,14 +100,12 @@ def _apply_sets(algo: str, kwargs: dict, sets, env_name: str = "") -> dict:
                      f"{', '.join(sorted(accepted))}.")
     param = params.get(key)
     default = kwargs.get(key, param.default if param is not None else None)
-    annotation = param.annotation if param is not None else None
-    try:
-      value = parse_value(text, annotation, default)
-      if default is None and isinstance(value, str) and "str" not in str(annotation):
-        value = _literal(text)   # an argument defaulting to None, with no usable annotation
+    annotation = (param.annotation if param is not None
+                  and param.annotation is not inspect.Parameter.empty else None)
+    try:   # by the default's type, else brax's annotation (max_grad_norm: Optional[float])
+      kwargs[key] = parse_value(text, annotation, default)
     except ValueError as e:
       raise ValueError(f"--set {item}: {e}") from e
-    kwargs[key] = value
   if kwargs.get("bootstrap_on_timeout") and not env_name.startswith("dmc/"):
     raise ValueError(
         f"--set bootstrap_on_timeout=true: {env_name or 'this env'} does not mark time limits "
@@ -115,18 +113,6 @@ def _apply_sets(algo: str, kwargs: dict, sets, env_name: str = "") -> dict:
         "brax PPO already stops its advantages at a time limit (its 'truncation' mask), so "
         "leave it off here.")
   return kwargs
-
-
-def _literal(text: str):
-  """``text`` as an int, a float or a bool when it reads as one, else the string itself."""
-  for cast in (int, float):
-    try:
-      return cast(text)
-    except ValueError:
-      pass
-  if text.lower() in ("true", "false"):
-    return text.lower() == "true"
-  return text
 
 
 def make_brax_env(env_name: str, **env_kwargs):

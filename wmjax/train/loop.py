@@ -243,13 +243,14 @@ def train(algo_name: str, env_name: str | None = None, *, out: str | pathlib.Pat
   keys, hypers, mesh = axis_inputs(axis, hyper, devices)
   eval_key = jax.random.PRNGKey(seed + 10_000)
   chunks = program.chunks()
-  if echo is not None:
-    for phase in program.phases:
-      groups = (shared_groups(axis, hypers, phase.shared.hyper_fields)
-                if phase.shared is not None and phase.iterations else None)
-      if groups is not None:
-        echo(f"phase {phase.name}: computed {len(groups[0])} times for {runs} runs (runs of one "
-             f"seed share it; it reads only {', '.join(phase.shared.hyper_fields)})")
+  # Per phase: (first run of each group, each run's group) where runs share it, else None.
+  phase_groups = [shared_groups(axis, hypers, phase.shared.hyper_fields)
+                  if phase.shared is not None and phase.iterations else None
+                  for phase in program.phases]
+  for phase, groups in zip(program.phases, phase_groups, strict=True):
+    if groups is not None and echo is not None:
+      echo(f"phase {phase.name}: computed {len(groups[0])} times for {runs} runs (runs of one "
+           f"seed share it; it reads only {', '.join(phase.shared.hyper_fields)})")
 
   init_fn = program.init_runs or jax.jit(jax.vmap(program.init))
 
@@ -262,8 +263,7 @@ def train(algo_name: str, env_name: str | None = None, *, out: str | pathlib.Pat
                                     length=n)
       return state, (metrics, program.counters(state), all_finite(program.params(state)))
 
-    groups = (shared_groups(axis, hypers, phase.shared.hyper_fields)
-              if phase.shared is not None else None)
+    groups = phase_groups[phase_index]
     if groups is None:
       return jax.jit(jax.vmap(run_chunk), donate_argnums=(0,) if donate else ())
     first, member = groups

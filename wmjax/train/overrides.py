@@ -6,7 +6,7 @@ import dataclasses
 import difflib
 import typing
 
-__all__ = ["apply_overrides", "parse_value", "validate_hyper"]
+__all__ = ["apply_overrides", "parse_literal", "parse_value", "validate_hyper"]
 
 
 def parse_value(text: str, annotation, default):
@@ -27,7 +27,22 @@ def parse_value(text: str, annotation, default):
     return int(text)
   if isinstance(default, float) or "float" in hint:
     return float(text)
+  if default is None and "str" not in hint:   # no type to go by (e.g. brax's None defaults)
+    return parse_literal(text)
   return text
+
+
+def parse_literal(text: str):
+  """``text`` with no type to go by: ``true`` / ``false``, an int, a float, else the string."""
+  low = text.strip().lower()
+  if low in ("true", "false"):
+    return low == "true"
+  for kind in (int, float):
+    try:
+      return kind(text)
+    except ValueError:
+      pass
+  return text.strip()
 
 
 def apply_overrides(config, hyper, sets: list[str]):
