@@ -58,6 +58,18 @@ ANCHORS = {
 }
 ANCHOR_ENV_STEPS = (200_000, 1_000_000)
 
+# What each agent logs that says why a row falls short: the model's error, what the planner or
+# the imagination expects against what evaluation scores (optimism), and exploration. The report
+# gives each at the run's first and last record (mean over seeds).
+DIAGNOSTICS = {
+    "pets": ("model/val_mse", "planner/return", "planner/std", "train/episode_return"),
+    "dreamer": ("model/loss", "model/reward", "imagine/return", "actor/entropy",
+                "train/episode_return"),
+    "mbpo": ("model/val_mse", "model/rollout_reward", "sac/entropy", "sac/alpha",
+             "train/episode_return"),
+    "sac": (),
+}
+
 
 def run_dir(out: pathlib.Path, agent: str, task: str) -> pathlib.Path:
   return out / agent / task.replace("/", "-")
@@ -72,8 +84,12 @@ def read_status(out: pathlib.Path) -> dict:
   return json.loads(path.read_text()) if path.exists() else {}
 
 
-def _write_status(out: pathlib.Path, status: dict) -> None:
-  tmp = _status_path(out).with_suffix(".tmp")
+def _write_status(out: pathlib.Path, entries: dict) -> None:
+  """Writes ``entries`` (run key -> entry) into the status file, keeping the other runs' entries
+  as the file has them now: two drivers filling different rows of one table do not undo each
+  other's bookkeeping."""
+  status = {**read_status(out), **entries}
+  tmp = _status_path(out).with_suffix(f".{os.getpid()}.tmp")
   tmp.write_text(json.dumps(status, indent=1, sort_keys=True) + "\n")
   os.replace(tmp, _status_path(out))
 
@@ -121,6 +137,11 @@ def _finished(path: pathlib.Path, env_steps: int, agent: str) -> bool:
   return records[-1]["iteration"] >= len(chunks)
 
 
+def _has_checkpoint(path: pathlib.Path) -> bool:
+  checkpoints = path / "checkpoints"
+  return checkpoints.is_dir() and any(checkpoints.iterdir())
+
+
 def run_suite(out, agents=AGENTS, tasks=TASKS, env_steps: int = 100_000, seeds: int = 2,
               presets: dict | None = None, sets: dict | None = None,
               minutes: float | None = None, progress: bool = True, echo=print) -> dict:
@@ -134,12 +155,13 @@ def run_suite(out, agents=AGENTS, tasks=TASKS, env_steps: int = 100_000, seeds: 
   presets = {**PRESETS, **(presets or {})}
   sets = sets or {}
   status = read_status(out)
+  mine: dict = {}
   t0 = time.time()
   for task in tasks:
     for agent in agents:
       key = f"{agent} {task}"
       path = run_dir(out, agent, task)
-      entry = status.setdefault(key, {"wall_s": 0.0, "sessions": 0})
+      entry = mine[key] = status.get(key, {"wall_s": 0.0, "sessions": 0})
       entry.update(agent=agent, task=task, env_steps_budget=env_steps, seeds=seeds,
                    preset=presets.get(agent, "brax defaults"), path=str(path.relative_to(out)))
       if path.exists() and _finished(path, env_steps, agent):
@@ -163,6 +185,11 @@ def run_suite(out, agents=AGENTS, tasks=TASKS, env_steps: int = 100_000, seeds: 
                             progress=progress)
       else:
         resume = (path / "config.json").exists()
+        if resume and not _has_checkpoint(path):
+          # e.g. a fresh clone: metrics are committed, checkpoints are not (.gitignore)
+          echo(f"{key}: {path} has no checkpoint to resume from; starting it again")
+          shutil.rmtree(path)
+          resume = False
         echo(f"{key}: {'resuming' if resume else 'starting'} ({steps} agent steps, "
              f"{seeds} seeds, preset {presets.get(agent)})")
         if resume:
@@ -174,9 +201,9 @@ def run_suite(out, agents=AGENTS, tasks=TASKS, env_steps: int = 100_000, seeds: 
       entry["sessions"] += 1
       entry["device"] = device_label()
       entry["finished"] = _finished(path, env_steps, agent)
-      _write_status(out, status)
-  _write_status(out, status)
-  return status
+      _write_status(out, {key: entry})
+  _write_status(out, mine)
+  return read_status(out)
 
 
 # --- the report ------------------------------------------------------------------------------
@@ -200,6 +227,18 @@ def value_at(steps: np.ndarray, returns: np.ndarray, at: int) -> np.ndarray | No
   return returns[max(index, 0)]
 
 
+def diagnostics(records: list[dict], keys) -> dict:
+  """``{key: (first, last)}``: each key's mean over seeds at the first and the last record
+  that logged it."""
+  out = {}
+  for key in keys:
+    values = [float(np.mean(r[key])) for r in records if r.get(key) is not None]
+    values = [v for v in values if math.isfinite(v)]
+    if values:
+      out[key] = (values[0], values[-1])
+  return out
+
+
 def largest_drop(values: np.ndarray) -> tuple[float, float, float]:
   """``(peak, largest drop after the peak, final)`` of a mean curve."""
   peak_index = int(np.argmax(values))
@@ -216,15 +255,20 @@ def summarise(out, agents=AGENTS, tasks=TASKS, report_at=REPORT_AT) -> list[dict
       path = run_dir(out, agent, task)
       steps, returns = curve(path)
       entry = status.get(f"{agent} {task}", {})
+      records = _records(path)
+      # A driver stopped from outside never wrote its status: the run's own clock then stands in
+      # (wmjax runs add it up over resumes).
+      wall = entry.get("wall_s") or (records[-1].get("wall_s") if records else None)
       row = {"agent": agent, "task": task, "evaluations": int(steps.size),
              "env_steps": int(steps[-1]) if steps.size else 0,
-             "wall_s": entry.get("wall_s"), "device": entry.get("device"),
+             "wall_s": wall, "device": entry.get("device"),
              "finished": entry.get("finished", False), "preset": entry.get("preset"),
              "at": {}}
       for at in report_at:
         v = value_at(steps, returns, at)
         if v is not None:
           row["at"][str(at)] = {"mean": float(np.mean(v)), "seeds": [float(x) for x in v]}
+      row["diagnostics"] = diagnostics(records, DIAGNOSTICS.get(agent, ()))
       if steps.size:
         mean = returns.mean(axis=1)
         row["peak"], row["drop_after_peak"], row["final"] = largest_drop(mean)
@@ -270,6 +314,14 @@ def markdown(rows: list[dict], report_at=REPORT_AT) -> str:
         f"| {row['task']} | {row['agent']} | " + " | ".join(_cell(row, a) for a in reached)
         + f" | {anchors.get('DreamerV3', ('·',))[0]} | {anchors.get('TD-MPC2', ('·',))[0]} | "
         f"{frac} | {stab} | {wall} | {row.get('device') or '·'} |")
+  measured = [r for r in rows if r.get("diagnostics")]
+  if measured:
+    lines += ["", "What the runs logged, first -> last record (mean over seeds): the model's "
+              "error, what the planner or imagination expects (against the evaluation return "
+              "above), exploration.", "", "| task | agent | logged |", "|---|---|---|"]
+    for row in measured:
+      text = "; ".join(f"{k} {a:.3g} -> {b:.3g}" for k, (a, b) in row["diagnostics"].items())
+      lines.append(f"| {row['task']} | {row['agent']} | {text} |")
   return "\n".join(lines) + "\n"
 
 

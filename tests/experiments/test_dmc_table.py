@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import shutil
 import sys
 
 import numpy as np
@@ -34,10 +35,20 @@ def test_the_suite_resumes_skips_what_is_done_and_tabulates_the_runs(tmp_path):
   assert status["pets fast/PointMass"]["finished"] is False
   run = dmc_table.run_dir(cut, "pets", "fast/PointMass")
   assert len(_lines(run)) == 1
+  # A fresh clone keeps the metrics but not the checkpoints (.gitignore): that run starts again.
+  fresh = tmp_path / "fresh"
+  shutil.copytree(cut, fresh, ignore=shutil.ignore_patterns("checkpoints"))
+  dmc_table.run_suite(fresh, **kw)
+  # Another driver's row (written meanwhile into the same status file) is kept.
+  other = {"wall_s": 5.0, "sessions": 1, "finished": False}
+  status_file = dmc_table._status_path(cut)  # noqa: SLF001
+  status_file.write_text(json.dumps({**dmc_table.read_status(cut), "sac fast/PointMass": other}))
   status = dmc_table.run_suite(cut, **kw)                  # the next session resumes it
+  assert status["sac fast/PointMass"] == other
   entry = status["pets fast/PointMass"]
   assert entry["finished"] is True and entry["sessions"] == 2 and entry["wall_s"] > 0
   assert _lines(run) == _lines(dmc_table.run_dir(whole, "pets", "fast/PointMass"))
+  assert _lines(dmc_table.run_dir(fresh, "pets", "fast/PointMass")) == _lines(run)
   dmc_table.run_suite(cut, **kw)                           # done: nothing runs again
   assert dmc_table.read_status(cut)["pets fast/PointMass"]["sessions"] == 2
 
@@ -49,6 +60,8 @@ def test_the_suite_resumes_skips_what_is_done_and_tabulates_the_runs(tmp_path):
   means = np.mean([x["eval/episode_return"] for x in lines], axis=1)
   assert row["peak"] == max(means) and row["final"] == means[-1]
   assert row["drop_after_peak"] == max(means) - min(means[int(np.argmax(means)):])
+  mse = [float(np.mean(x["model/val_mse"])) for x in _lines(run) if "model/val_mse" in x]
+  assert row["diagnostics"]["model/val_mse"] == (mse[0], mse[-1])
   table = (cut / "table.md").read_text()
   assert "| fast/PointMass | pets |" in table and "| 0.1k | 0.2k |" in table
   assert (cut / "all_tasks.png").stat().st_size > 5_000
