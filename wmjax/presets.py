@@ -325,10 +325,12 @@ class Resolved:
   hyper: object
   steps: int | None
   note: str
-  tuned: bool          # chosen for this env (by a pattern), not the device's generic one
+  tuned: bool          # chosen for this env (by a pattern or by name), not the generic one
+  # why: "chosen by name", "for dmc/*" (the env pattern it matched), or "" (the generic one)
+  reason: str = ""
 
   def describe(self, env_name: str) -> str:
-    how = "tuned for this env" if self.tuned else "generic, no tuned preset for " + env_name
+    how = self.reason or "generic, no tuned preset for " + env_name
     return f"preset {self.name} ({how}): {self.note}" if self.note else f"preset {self.name}"
 
 
@@ -353,22 +355,24 @@ def _by_name(algo: str, name: str) -> Preset:
                  f"{', '.join(p.name for p in presets_of(algo))} (see `wmjax presets {algo}`)")
 
 
-def _pick(algo: str, env_name: str, device: str) -> tuple[Preset, bool]:
+def _pick(algo: str, env_name: str, device: str) -> tuple[Preset, str | None]:
+  """The preset for ``env_name`` and the pattern it matched (None: a generic preset)."""
   from wmjax.envs.registry import base_name
 
   env_name = base_name(env_name)   # options in the name do not change the preset
   for p in presets_of(algo):
     if p.device is not None and p.device != device:   # a suite preset sized for one device
       continue
-    if any(fnmatch.fnmatchcase(env_name, pattern) for pattern in p.match):
-      return p, True
+    for pattern in p.match:
+      if fnmatch.fnmatchcase(env_name, pattern):
+        return p, pattern
   for p in presets_of(algo):
     if not p.match and p.device == device:
-      return p, False
+      return p, None
   for p in presets_of(algo):   # an algorithm with one generic preset for every device
     if p.device == device or p.device is None:
-      return p, False
-  return presets_of(algo)[-1], False
+      return p, None
+  return presets_of(algo)[-1], None
 
 
 def resolve(algo: str, env_name: str, config_cls, hyper_cls, *, name: str | None = None,
@@ -376,9 +380,11 @@ def resolve(algo: str, env_name: str, config_cls, hyper_cls, *, name: str | None
   """The preset for ``algo`` on ``env_name`` (or the one called ``name``) applied to
   ``config_cls()`` and ``hyper_cls()``."""
   if name is not None:
-    preset, tuned = _by_name(algo, name), True
+    preset, reason = _by_name(algo, name), "chosen by name"
   else:
-    preset, tuned = _pick(algo, env_name, device or device_kind())
+    preset, pattern = _pick(algo, env_name, device or device_kind())
+    reason = "" if pattern is None else (
+        "tuned for this env" if "*" not in pattern else f"for {pattern}")
   chain = [preset]
   while chain[-1].base is not None:
     chain.append(_by_name(algo, chain[-1].base))
@@ -393,7 +399,7 @@ def resolve(algo: str, env_name: str, config_cls, hyper_cls, *, name: str | None
       break
   config = config_cls(**config_updates)
   hyper = hyper_cls()._replace(**hyper_updates)
-  return Resolved(preset.name, config, hyper, preset.steps, preset.note, tuned)
+  return Resolved(preset.name, config, hyper, preset.steps, preset.note, bool(reason), reason)
 
 
 def defaults(algo: str, env_name: str, *, name: str | None = None,

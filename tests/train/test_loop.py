@@ -159,9 +159,16 @@ def test_presets_live_outside_the_agents_and_resolve_for_every_algo():
     assert {r.name for r in resolved} == {name}
     assert tuple(r.config.action_repeat for r in resolved) == repeats
     assert len({dataclasses.replace(r.config, action_repeat=1) for r in resolved}) == 1
-  # A tuned task preset wins over its suite's.
-  assert presets.resolve("pets", "dmc/CartpoleSwingup", algos.get_algo("pets").config_cls,
-                         algos.get_algo("pets").hyper_cls).config.action_repeat == 8
+  # A tuned task preset wins over its suite's; each run says why it got its preset.
+  pets_types = algos.get_algo("pets").config_cls, algos.get_algo("pets").hyper_cls
+  tuned = presets.resolve("pets", "dmc/CartpoleSwingup", *pets_types)
+  assert tuned.config.action_repeat == 8
+  assert "(tuned for this env)" in tuned.describe("dmc/CartpoleSwingup")
+  suite = presets.resolve("pets", "dmc/WalkerWalk", *pets_types)
+  assert "(for dmc/*)" in suite.describe("dmc/WalkerWalk") and suite.tuned
+  named = presets.resolve("pets", "dmc/WalkerWalk", *pets_types, name="dmc")
+  assert "(chosen by name)" in named.describe("dmc/WalkerWalk")
+  assert "(generic, no tuned preset for brax/ant)" in cpu.describe("brax/ant")
   with pytest.raises(KeyError, match="no preset 'nope'"):
     presets.defaults("pets", "fast/PointMass", name="nope")
 
