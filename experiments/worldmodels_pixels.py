@@ -93,7 +93,8 @@ def train_controller(env, config, state, hypers, key, name, episodes, real_budge
   for done in range(0, cfg.generations, cfg.eval_every):
     state, metrics = gens(state, hypers)
     mean, _ = evaluate(state, jax.random.split(jax.random.fold_in(keys[-1], done), seeds))
-    point = {"generation": done + cfg.eval_every, "eval_return": np.asarray(mean).mean(1).tolist(),
+    point = {"generation": done + cfg.eval_every,
+             "eval_return": np.asarray(mean.returns).mean(1).tolist(),
              "pop_mean_return": np.asarray(metrics["es/pop_mean_return"])[:, -1].tolist(),
              "seconds": time.time() - t0}
     curve.append(point)
@@ -103,8 +104,8 @@ def train_controller(env, config, state, hypers, key, name, episodes, real_budge
   train_seconds = time.time() - t0
   final = dataclasses.replace(cfg, eval_episodes=episodes)
   wm_final = wm_lib.make_worldmodels(env, final)
-  returns, _ = jax.jit(jax.vmap(wm_final.evaluate))(state, jax.random.split(keys[-2], seeds))
-  returns = np.asarray(returns)
+  episodes, _ = jax.jit(jax.vmap(wm_final.evaluate))(state, jax.random.split(keys[-2], seeds))
+  returns = np.asarray(episodes.returns)
   _log(f"{name}: {episodes} real episodes per seed: {returns.mean():.1f} +- "
        f"{returns.std():.1f} per seed {np.round(returns.mean(1), 1)}")
   return wm, state, {"mode": mode, "tau": tau, "curve": curve,

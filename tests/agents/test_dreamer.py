@@ -35,7 +35,7 @@ def _train(env_name, iterations, seeds=1, env_kwargs=None, **overrides):
   keys = jax.random.split(jax.random.PRNGKey(0), seeds)
   state, metrics = jax.jit(jax.vmap(run))(keys, hypers)
   returns = jax.jit(jax.vmap(dreamer.evaluate))(state, jax.random.split(jax.random.PRNGKey(7),
-                                                                        seeds))
+                                                                        seeds)).returns
   return env, dreamer, state, jax.device_get(metrics), np.asarray(returns)
 
 

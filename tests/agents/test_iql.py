@@ -90,7 +90,8 @@ def test_iql_beats_the_behaviour_policy_and_behaviour_cloning(env, dataset):
   state = jax.jit(jax.vmap(iql.init))(keys, hyper)
   state, metrics = jax.jit(jax.vmap(iql.train_iteration))(state, hyper)
   eval_keys = jnp.stack([jax.random.PRNGKey(7)] * 2)
-  bc, iql_returns = np.asarray(jax.jit(jax.vmap(iql.evaluate))(state, eval_keys, hyper)).mean(1)
+  episodes = jax.jit(jax.vmap(iql.evaluate))(state, eval_keys, hyper)
+  bc, iql_returns = np.asarray(episodes.returns).mean(1)
   print(f"behaviour {behaviour:.1f}, random {random_return:.1f}, behaviour cloning {bc:.1f}, "
         f"IQL {iql_returns:.1f}")
   assert np.all(np.asarray(state.updates) == 3000)

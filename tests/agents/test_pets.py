@@ -24,7 +24,7 @@ def point_mass_run():
   train = jax.jit(jax.vmap(lambda k, h: pets.train(k, h, EPISODES)))
   state, metrics = train(keys, hypers)
   returns = np.asarray(jax.jit(jax.vmap(pets.evaluate))(
-      state, jax.random.split(jax.random.PRNGKey(9), 2), hypers))
+      state, jax.random.split(jax.random.PRNGKey(9), 2), hypers).returns)
   return env, pets, keys, hypers, state, metrics, returns
 
 

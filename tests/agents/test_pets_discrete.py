@@ -40,7 +40,7 @@ def discrete_run():
   keys = jax.random.split(jax.random.PRNGKey(0), SEEDS)
   state, metrics = jax.jit(jax.vmap(lambda k, h: pets.train(k, h, EPISODES)))(keys, hypers)
   eval_keys = jax.random.split(EVAL_KEY, SEEDS)
-  returns = np.asarray(jax.jit(jax.vmap(pets.evaluate))(state, eval_keys, hypers))
+  returns = np.asarray(jax.jit(jax.vmap(pets.evaluate))(state, eval_keys, hypers).returns)
   return env, pets, hypers, state, metrics, returns
 
 

@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from wmjax.envs.pgx import Game, GameState
+from wmjax.rl.rollout import Episodes
 from wmjax.types import Array, Key
 
 __all__ = ["Policy", "MatchResult", "random_policy", "greedy_policy", "safe_policy", "one_ply",
@@ -152,8 +153,9 @@ def play_match(game: Game, agent: Policy, opponent: Policy, key: Key, num_games:
   return MatchResult(jnp.sign(outcome), agent_first, games.steps)
 
 
-def play_episodes(game: Game, agent: Policy, key: Key, num_episodes: int) -> Array:
-  """Returns ``[E]`` of ``num_episodes`` one-player episodes (to the move limit)."""
+def play_episodes(game: Game, agent: Policy, key: Key, num_episodes: int) -> Episodes:
+  """Returns and lengths (moves to the game's end, at most its move limit) ``[E]`` of
+  ``num_episodes`` one-player episodes."""
   k_init, k_play = jax.random.split(key)
   games = jax.vmap(game.init)(jax.random.split(k_init, num_episodes))
 
@@ -164,6 +166,6 @@ def play_episodes(game: Game, agent: Policy, key: Key, num_episodes: int) -> Arr
                               jax.random.split(k_step, num_episodes))
     return (nxt, total + nxt.reward), None
 
-  (_, total), _ = jax.lax.scan(body, (games, jnp.zeros((num_episodes,))),
-                               jax.random.split(k_play, game.max_steps))
-  return total
+  (games, total), _ = jax.lax.scan(body, (games, jnp.zeros((num_episodes,))),
+                                   jax.random.split(k_play, game.max_steps))
+  return Episodes(total, games.steps.astype(jnp.float32))   # steps stop counting at the end

@@ -48,7 +48,7 @@ from wmjax.rl.returns import (
     percentile_ema_scale,
     percentile_ema_update,
 )
-from wmjax.rl.rollout import policy_returns
+from wmjax.rl.rollout import Episodes, policy_episodes
 from wmjax.types import Array, Key
 
 __all__ = ["DreamerConfig", "DreamerHyper", "DreamerState", "Dreamer", "make_dreamer", "SIZES",
@@ -558,10 +558,10 @@ def make_dreamer(env, config: DreamerConfig) -> Dreamer:
   # random).
   acting = Policy(act_init, act, deterministic=not discrete)
 
-  def evaluate(state: DreamerState, key: Key) -> Array:
-    """Returns of ``eval_episodes`` full episodes, in parallel
-    (:func:`wmjax.rl.rollout.policy_returns`)."""
-    return policy_returns(env, acting, state, None, key, config.eval_episodes,
+  def evaluate(state: DreamerState, key: Key) -> Episodes:
+    """Returns and lengths of ``eval_episodes`` full episodes, in parallel
+    (:func:`wmjax.rl.rollout.policy_episodes`)."""
+    return policy_episodes(env, acting, state, None, key, config.eval_episodes,
                           acting.deterministic)
 
   return Dreamer(init, train_iteration, collect, update, evaluate, policy, wm, mcfg, preprocess,

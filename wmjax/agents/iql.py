@@ -50,7 +50,7 @@ from wmjax.agents.base import Policy, require_vector_continuous
 from wmjax.agents.base import raw_key as _raw
 from wmjax.nets.mlp import MLP, get_activation
 from wmjax.offline.dataset import check_transitions, episode_returns
-from wmjax.rl.rollout import policy_returns
+from wmjax.rl.rollout import Episodes, policy_episodes
 from wmjax.types import Array, Key, Metrics, Transition
 
 __all__ = ["IQLConfig", "IQLHyper", "IQLState", "IQL", "make_iql", "expectile_loss",
@@ -357,10 +357,10 @@ def make_iql(env, data: Transition, config: IQLConfig = IQLConfig(),
 
   policy = Policy(policy_init, policy_act)
 
-  def evaluate(state: IQLState, key: Key, hyper) -> Array:
-    """Returns ``[eval_episodes]`` of the deterministic (mean) policy in the real env, vmapped
-    (:func:`wmjax.rl.rollout.policy_returns`)."""
-    return policy_returns(env, policy, state, hyper, _raw(key), cfg.eval_episodes)
+  def evaluate(state: IQLState, key: Key, hyper) -> Episodes:
+    """``eval_episodes`` episodes of the deterministic (mean) policy in the real env, vmapped
+    (:func:`wmjax.rl.rollout.policy_episodes`)."""
+    return policy_episodes(env, policy, state, hyper, _raw(key), cfg.eval_episodes)
 
   return IQL(config=cfg, init=init, train_iteration=train_iteration, evaluate=evaluate,
              policy=policy, update=update, reward_scale=reward_scale)

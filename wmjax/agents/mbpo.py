@@ -35,7 +35,7 @@ from wmjax.agents.base import raw_key as _raw
 from wmjax.models import ensemble as ensemble_lib
 from wmjax.models.termination import make_termination
 from wmjax.replay.transitions import RingBuffer, add_batch, init_ring, sample_rows
-from wmjax.rl.rollout import policy_returns
+from wmjax.rl.rollout import Episodes, policy_episodes
 from wmjax.types import Array, Key, Metrics, Transition
 
 __all__ = ["MBPOConfig", "MBPOHyper", "MBPOState", "MBPOTerminationState", "MBPO", "make_mbpo",
@@ -335,10 +335,10 @@ def make_mbpo(env, config: MBPOConfig, total_steps: int) -> MBPO:
 
   policy = Policy(policy_init, policy_act)
 
-  def evaluate(state: MBPOState, key) -> Array:
-    """Returns of ``eval_episodes`` episodes with the deterministic (mean) policy, vmapped
-    (:func:`wmjax.rl.rollout.policy_returns`)."""
-    return policy_returns(env, policy, state, None, _raw(key), cfg.eval_episodes)
+  def evaluate(state: MBPOState, key) -> Episodes:
+    """``eval_episodes`` episodes with the deterministic (mean) policy, vmapped
+    (:func:`wmjax.rl.rollout.policy_episodes`)."""
+    return policy_episodes(env, policy, state, None, _raw(key), cfg.eval_episodes)
 
   return MBPO(config=cfg, init=init, train_iteration=train_iteration, evaluate=evaluate,
               ensemble=ensemble, sac=sac, policy=policy)

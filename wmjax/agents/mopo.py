@@ -47,7 +47,7 @@ from wmjax.models import ensemble as ensemble_lib
 from wmjax.models.termination import make_termination
 from wmjax.offline.dataset import check_transitions
 from wmjax.replay.transitions import RingBuffer, add_batch, init_ring, sample_rows
-from wmjax.rl.rollout import policy_returns
+from wmjax.rl.rollout import Episodes, policy_episodes
 from wmjax.types import Array, Key, Metrics, Transition
 
 __all__ = ["OfflineModelConfig", "MOPOConfig", "MOPOHyper", "MOReLConfig", "MOReLHyper",
@@ -344,9 +344,9 @@ def _make(env, data: Transition, config: OfflineModelConfig, kind: str) -> Offli
 
   policy = Policy(policy_init, policy_act)
 
-  def evaluate(state, key, hyper=None) -> Array:
-    """Returns of ``eval_episodes`` real episodes with the deterministic (mean) policy."""
-    return policy_returns(env, policy, state, None, _raw(key), cfg.eval_episodes)
+  def evaluate(state, key, hyper=None) -> Episodes:
+    """``eval_episodes`` real episodes with the deterministic (mean) policy."""
+    return policy_episodes(env, policy, state, None, _raw(key), cfg.eval_episodes)
 
   def model_part(state: OfflineModelState):
     return (state.model, state.termination, state.uncertainty_ref, state.key,

@@ -35,7 +35,7 @@ from wmjax.models import ensemble as ensemble_lib
 from wmjax.models import propagation
 from wmjax.models.termination import TerminationState, make_termination
 from wmjax.replay import TransitionBuffer, add_sequence, init_buffer
-from wmjax.rl.rollout import policy_returns
+from wmjax.rl.rollout import Episodes, policy_episodes
 from wmjax.types import Array, Key, Metrics, Spec, Transition
 
 __all__ = ["PETSConfig", "PETSHyper", "PETSState", "PETSTerminationState", "PETS", "make_pets"]
@@ -382,11 +382,11 @@ def make_pets(env, config: PETSConfig, total_steps: int) -> PETS:
     seq, valid, ret, info = collect(state, key_ep, hyper)
     return update(state._replace(key=key_state), seq, valid, ret, info)
 
-  def evaluate(state: PETSState, key, hyper: PETSHyper) -> Array:
-    """Returns of ``config.eval_episodes`` planned episodes run in parallel (vmapped): the
-    shared rollout of :attr:`policy` (:func:`wmjax.rl.rollout.policy_returns`), so a loaded
-    policy scores what the evaluator reported on the same key."""
-    return policy_returns(env, policy, state, hyper, _raw(key), config.eval_episodes)
+  def evaluate(state: PETSState, key, hyper: PETSHyper) -> Episodes:
+    """``config.eval_episodes`` planned episodes run in parallel (vmapped): the shared rollout
+    of :attr:`policy` (:func:`wmjax.rl.rollout.policy_episodes`), so a loaded policy scores
+    what the evaluator reported on the same key."""
+    return policy_episodes(env, policy, state, hyper, _raw(key), config.eval_episodes)
 
   def train(key, hyper: PETSHyper, num_episodes: int):
     needed = (config.initial_episodes + num_episodes) * steps_per_episode

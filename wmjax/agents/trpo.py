@@ -41,7 +41,7 @@ from wmjax.agents.base import Policy, require_vector_continuous
 from wmjax.agents.base import raw_key as _raw
 from wmjax.nets.mlp import MLP, get_activation
 from wmjax.rl.returns import gae
-from wmjax.rl.rollout import policy_returns
+from wmjax.rl.rollout import policy_episodes
 from wmjax.types import Array, Key, Metrics
 
 __all__ = ["TRPOConfig", "TRPOHyper", "TRPOState", "ObsStats", "TRPO", "make_trpo",
@@ -411,9 +411,9 @@ def make_trpo(env, config: TRPOConfig) -> TRPO:
 
   def evaluate(state: TRPOState, key, hyper) -> Metrics:
     """Returns of ``eval_episodes`` episodes with the mean action
-    (:func:`wmjax.rl.rollout.policy_returns`)."""
-    return {"eval/episode_return": policy_returns(env, policy, state, hyper, _raw(key),
-                                                  cfg.eval_episodes, deterministic=True)}
+    (:func:`wmjax.rl.rollout.policy_episodes`): ``eval/episode_return`` and ``.../length``."""
+    return policy_episodes(env, policy, state, hyper, _raw(key), cfg.eval_episodes,
+                           deterministic=True).metrics()
 
   return TRPO(config=cfg, init=init, train_iteration=train_iteration, evaluate=evaluate,
               policy=policy, distribution=distribution)

@@ -34,7 +34,7 @@ import optax
 from wmjax.agents.base import Policy
 from wmjax.models.mdnrnn import MDNRNNConfig, MDNRNNFns, make_mdnrnn, mdn_sample
 from wmjax.models.vae import VAEConfig, VAEFns, make_vae
-from wmjax.rl.rollout import policy_returns
+from wmjax.rl.rollout import policy_episodes
 from wmjax.types import Array, Key
 
 __all__ = ["WorldModelsConfig", "WorldModelsHyper", "WorldModelsState", "WorldModels",
@@ -449,10 +449,10 @@ def make_worldmodels(env, config: WorldModelsConfig) -> WorldModels:
 
   def evaluate(state, key):
     """Real-env returns ``[eval_episodes]`` of the CMA-ES mean and of the best candidate, on the
-    same keys (:func:`wmjax.rl.rollout.policy_returns`)."""
+    same keys (:func:`wmjax.rl.rollout.policy_episodes`): two :class:`Episodes`."""
     n = config.eval_episodes
-    mean = policy_returns(env, acting_mean, state, None, key, n, deterministic=False)
-    best = policy_returns(env, acting_best, state, None, key, n, deterministic=False)
+    mean = policy_episodes(env, acting_mean, state, None, key, n, deterministic=False)
+    best = policy_episodes(env, acting_best, state, None, key, n, deterministic=False)
     return mean, best
 
   def dream_rollout(ctrl, vae_params, mdn_params, key):

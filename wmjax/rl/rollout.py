@@ -1,21 +1,35 @@
 """Episodes of a :class:`~wmjax.agents.base.Policy` in an env: the one rollout that agents'
 evaluators and loaded policies (:func:`wmjax.load`) share, with one convention for keys.
 
-Episode ``i`` of ``policy_returns(..., key, episodes)`` runs on ``jax.random.split(key,
-episodes)[i]``. An episode's key ``k`` gives ``key_reset, key_init, key_steps =
-jax.random.split(k, 3)``: the env's reset, the policy's initial carry, and the per-step keys
-``jax.random.split(key_steps, env.steps_per_episode)``. A step acts on the current observation,
-then steps the env; rewards after the first ``done`` are not counted.
+Episode ``i`` of ``policy_episodes(..., key, episodes)`` (and of ``policy_returns``) runs on
+``jax.random.split(key, episodes)[i]``. An episode's key ``k`` gives ``key_reset, key_init,
+key_steps = jax.random.split(k, 3)``: the env's reset, the policy's initial carry, and the
+per-step keys ``jax.random.split(key_steps, env.steps_per_episode)``. A step acts on the current
+observation, then steps the env; rewards after the first ``done`` are not counted.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from wmjax.types import Array, Key
 
-__all__ = ["episode_keys", "policy_episode", "policy_returns"]
+__all__ = ["Episodes", "episode_keys", "policy_episode", "policy_episodes", "policy_returns"]
+
+
+class Episodes(NamedTuple):
+  """Whole episodes run in parallel: each one's return and length (agent steps up to and
+  including the first ``done``; a length below ``env.steps_per_episode`` is a terminal state,
+  e.g. a fall)."""
+
+  returns: Array    # [episodes]
+  lengths: Array    # [episodes]
+
+  def metrics(self, prefix: str = "eval") -> dict:
+    return {f"{prefix}/episode_return": self.returns, f"{prefix}/episode_length": self.lengths}
 
 
 def episode_keys(key: Key) -> tuple[Key, Key, Key]:
@@ -51,10 +65,16 @@ def policy_episode(env, policy, state, hyper, key: Key, deterministic: bool = Tr
   return ret, length
 
 
-def policy_returns(env, policy, state, hyper, key: Key, episodes: int,
-                   deterministic: bool = True) -> Array:
-  """Returns ``[episodes]`` of episodes run in parallel (vmapped), on the keys
+def policy_episodes(env, policy, state, hyper, key: Key, episodes: int,
+                    deterministic: bool = True) -> Episodes:
+  """Returns and lengths of ``episodes`` episodes run in parallel (vmapped), on the keys
   ``jax.random.split(key, episodes)``."""
   keys = jax.random.split(key, episodes)
-  return jax.vmap(lambda k: policy_episode(env, policy, state, hyper, k, deterministic)[0])(
-      keys)
+  return Episodes(*jax.vmap(
+      lambda k: policy_episode(env, policy, state, hyper, k, deterministic))(keys))
+
+
+def policy_returns(env, policy, state, hyper, key: Key, episodes: int,
+                   deterministic: bool = True) -> Array:
+  """Returns ``[episodes]`` of :func:`policy_episodes`."""
+  return policy_episodes(env, policy, state, hyper, key, episodes, deterministic).returns

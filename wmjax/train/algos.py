@@ -123,8 +123,8 @@ def _one(fn):
   return iteration
 
 
-def _episodes(returns) -> dict:
-  return {"eval/episode_return": returns}
+def _episodes(episodes) -> dict:
+  return episodes.metrics()
 
 
 # PETS ---------------------------------------------------------------------------------------
@@ -449,7 +449,7 @@ def _build_worldmodels(env_name, steps, config, hyper) -> Built:
 
   def evaluate(state, key, hyper):
     mean, best = wm.evaluate(state, key)
-    return {"eval/episode_return": mean, "eval/best_episode_return": best}
+    return {**mean.metrics(), "eval/best_episode_return": best.returns}
 
   es_generation = _one(wm.es_generations)
 

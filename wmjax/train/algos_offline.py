@@ -50,15 +50,16 @@ def _load(config, env):
   return load(config.dataset, env)
 
 
-def _evaluate(returns_fn, dataset):
-  """``evaluate(state, key, hyper) -> metrics``: returns, plus normalised scores where the
-  dataset has reference returns."""
+def _evaluate(episodes_fn, dataset):
+  """``evaluate(state, key, hyper) -> metrics``: returns and episode lengths, plus normalised
+  scores where the dataset has reference returns."""
   ref = dataset.meta.get("reference") or {}
   scored = "random" in ref and "expert" in ref
 
   def evaluate(state, key, hyper):
-    returns = returns_fn(state, key, hyper)
-    out = {"eval/episode_return": returns}
+    episodes = episodes_fn(state, key, hyper)
+    returns = episodes.returns
+    out = episodes.metrics()
     if scored:
       out["eval/normalized_score"] = 100.0 * (returns - ref["random"]) / (
           ref["expert"] - ref["random"])

@@ -173,18 +173,19 @@ def train_brax(algo: str, env_name: str, *, steps: int, seeds: int = 1,
                                          "action_shape": list(spec.action_shape)}}})
   train_fn = _train_fn(algo)
   num_evals = max(2, steps // eval_every + 1)
-  per_seed: list[list[tuple[int, float, float]]] = []
+  per_seed: list[list[tuple[int, float, float, float]]] = []
   bar = tqdm(total=steps * seeds, unit="env step", disable=not progress, dynamic_ncols=True,
              desc=f"{algo.upper()} (brax) {env_name} x{seeds}")
   try:
     for i in range(seeds):
-      rows: list[tuple[int, float, float]] = []
+      rows: list[tuple[int, float, float, float]] = []
       t0 = time.time()
       done_steps = [0]
 
       def progress_fn(num_steps, metrics, rows=rows, t0=t0, done_steps=done_steps, i=i):
         ret = float(metrics.get("eval/episode_reward", np.nan))
-        rows.append((int(num_steps), time.time() - t0, ret))
+        length = float(metrics.get("eval/avg_episode_length", np.nan))
+        rows.append((int(num_steps), time.time() - t0, ret, length))
         bar.update(max(0, min(int(num_steps), steps) - done_steps[0]))
         done_steps[0] = max(done_steps[0], min(int(num_steps), steps))
         bar.set_postfix({"seed": seed + i, "eval": f"{ret:.1f}"})
@@ -213,8 +214,10 @@ def _write_records(run: RunDir, per_seed) -> None:
     steps = [rows[j][0] for rows in per_seed]
     walls = np.array([rows[j][1] for rows in per_seed])
     returns = np.array([rows[j][2] for rows in per_seed])
+    lengths = np.array([rows[j][3] for rows in per_seed])   # brax's mean over its episodes
     run.log({"iteration": j, "env_steps": int(np.mean(steps)), "wall_s": float(walls.mean()),
-             "eval/episode_return": returns, "eval/episode_return_mean": float(returns.mean())})
+             "eval/episode_return": returns, "eval/episode_return_mean": float(returns.mean()),
+             "eval/episode_length": lengths, "eval/episode_length_mean": float(lengths.mean())})
 
 
 train_sac = functools.partial(train_brax, "sac")

@@ -59,7 +59,7 @@ def evaluate_muzero_run(run_dir, *, games: int = 200, opponent: str = "random",
     if game.two_player:
       return arena.play_match(game, policy, arena.opponent_policy(game, opponent), key,
                               games).outcome
-    return arena.play_episodes(game, policy, key, games)
+    return arena.play_episodes(game, policy, key, games).returns
 
   keys = jax.random.split(jax.random.PRNGKey(seed), saved["seeds"])
   hypers = RunAxis.from_saved(saved).hypers(built.hyper)
