@@ -4,15 +4,18 @@ per agent for the whole suite, beside DreamerV3's and TD-MPC2's published return
     python experiments/dmc_table.py run                 # the default table (resumes; many hours)
     python experiments/dmc_table.py run --minutes 50    # work for 50 minutes, then stop cleanly
     python experiments/dmc_table.py run --agents pets --tasks dmc/CartpoleBalance
+    python experiments/dmc_table.py random              # the random policy's row (run does it)
     python experiments/dmc_table.py report              # table + figures from what has run
 
 Each (agent, task) is one run folder, ``OUT/<agent>/<task>``: one vmapped program over the
 seeds, trained by wmjax's driver (``wmjax train``; brax's trainer for SAC). ``run`` starts what is
 missing and resumes what stopped (wmjax agents continue from their last checkpoint; a brax run
 that did not finish starts again, since brax cannot resume its replay), so the table fills over
-several sessions. Every (agent, task) uses the agent's one preset (``--preset agent=name``);
-only action repeat may differ per suite, and the presets fix it for DM Control. Nothing is tuned
-per task: where a task fails, the table shows it.
+several sessions. Checkpoints are not committed (.gitignore): in a fresh clone a run that did not
+finish starts again, unless its last checkpoint is carried (``git add -f``; a PETS checkpoint is
+about 4 MB, a vector Dreamer one 45 MB for 2 seeds). Every (agent, task) uses the agent's one
+preset (``--preset agent=name``); only action repeat may differ per suite, and the presets fix it
+for DM Control. Nothing is tuned per task: where a task fails, the table shows it.
 
 ``report`` writes ``OUT/table.md`` (returns at fixed env-step counts, mean and per seed, with
 wall-clock and device per row; the anchors beside at their env steps; the fraction of the better
@@ -44,6 +47,7 @@ AGENTS = ("pets", "dreamer", "mbpo", "sac")
 PRESETS = {"pets": "dmc", "dreamer": "xsmall-cpu", "mbpo": "dmc"}
 # brax's SAC: its DM Control defaults (action repeat 4, one env, one update per agent step).
 REPORT_AT = (25_000, 50_000, 100_000, 200_000, 1_000_000)   # env steps
+MATRIX_AT = 100_000   # the tasks x agents table: the CPU budget
 
 # ANCHORS.md: return at 100k / 500k agent steps at action repeat 2 = 200k / 1M env steps.
 # DreamerV3: training-episode returns, 5 seeds; TD-MPC2: evaluation returns, 3 seeds.
@@ -95,10 +99,18 @@ def _write_status(out: pathlib.Path, entries: dict) -> None:
 
 
 def device_label() -> str:
+  """What a row ran on: the accelerator's kind, or the CPU's model, and the host's cores."""
   import jax
 
   device = jax.devices()[0]
   kind = getattr(device, "device_kind", device.platform)
+  if device.platform == "cpu":
+    cpuinfo = pathlib.Path("/proc/cpuinfo")
+    models = [line.split(":", 1)[1].strip() for line in
+              (cpuinfo.read_text().splitlines() if cpuinfo.exists() else ())
+              if line.startswith("model name")]
+    kind = f"CPU, {models[0]}" if models else "CPU"
+    return f"{kind}, {os.cpu_count()} cores"
   return f"{kind} ({device.platform}), {os.cpu_count()} CPU cores"
 
 
@@ -137,6 +149,45 @@ def _finished(path: pathlib.Path, env_steps: int, agent: str) -> bool:
   return records[-1]["iteration"] >= len(chunks)
 
 
+RANDOM_EPISODES = 16
+RANDOM_ACTION_REPEAT = 4   # the presets' repeat on DM Control (without a wmjax agent to ask)
+
+
+def _random_path(out: pathlib.Path) -> pathlib.Path:
+  return out / "random.json"
+
+
+def read_random(out) -> dict:
+  path = _random_path(pathlib.Path(out))
+  return json.loads(path.read_text()) if path.exists() else {}
+
+
+def random_returns(out, tasks=TASKS, episodes: int = RANDOM_EPISODES, echo=print,
+                   action_repeat=lambda task: RANDOM_ACTION_REPEAT) -> dict:
+  """Each task's uniform-random policy's return (``episodes`` episodes at the agents' action
+  repeat, key 0), the floor of its row; computed once per task, kept in ``OUT/random.json``."""
+  import jax
+
+  from wmjax import envs
+  from wmjax.offline.collect import RandomPolicy, policy_returns
+
+  out = pathlib.Path(out)
+  out.mkdir(parents=True, exist_ok=True)
+  done = read_random(out)
+  for task in tasks:
+    if task in done:
+      continue
+    repeat = int(action_repeat(task))
+    env = envs.make(task, action_repeat=repeat)
+    returns = policy_returns(env, RandomPolicy(env.spec), jax.random.PRNGKey(0), episodes)
+    done[task] = {"mean": float(returns.mean()), "std": float(returns.std()),
+                  "episodes": int(episodes), "action_repeat": repeat}
+    echo(f"random policy on {task}: {returns.mean():.1f} +- {returns.std():.1f} "
+         f"({episodes} episodes)")
+    _random_path(out).write_text(json.dumps(done, indent=1, sort_keys=True) + "\n")
+  return done
+
+
 def _has_checkpoint(path: pathlib.Path) -> bool:
   checkpoints = path / "checkpoints"
   return checkpoints.is_dir() and any(checkpoints.iterdir())
@@ -149,11 +200,22 @@ def run_suite(out, agents=AGENTS, tasks=TASKS, env_steps: int = 100_000, seeds: 
   pass. Returns the status: per run, ``wall_s`` over sessions, ``device``, ``finished``."""
   from wmjax.train import loop
   from wmjax.train.algos import get_algo
+  from wmjax.train.loop import settings_for
 
   out = pathlib.Path(out)
   out.mkdir(parents=True, exist_ok=True)
   presets = {**PRESETS, **(presets or {})}
   sets = sets or {}
+  ours = [a for a in agents if get_algo(a).external_train is None]
+
+  def repeat(task):   # the first wmjax agent's, as its preset sets it for the task
+    if not ours:
+      return RANDOM_ACTION_REPEAT
+    config, _, _ = settings_for(get_algo(ours[0]), task, list(sets.get(ours[0], ())),
+                                presets.get(ours[0]))
+    return config.action_repeat
+
+  random_returns(out, tasks, echo=echo, action_repeat=repeat)
   status = read_status(out)
   mine: dict = {}
   t0 = time.time()
@@ -294,9 +356,39 @@ def _cell(row: dict, at: int) -> str:
   return f"{v['mean']:.0f} ({', '.join(f'{x:.0f}' for x in v['seeds'])})"
 
 
-def markdown(rows: list[dict], report_at=REPORT_AT) -> str:
+def matrix(rows: list[dict], at: int = 100_000, random: dict | None = None) -> str:
+  """Tasks x agents at ``at`` env steps, as DreamerV3's and TD-MPC2's tables, the anchors at
+  their 200k env steps beside and the random policy first; a run short of ``at`` shows its last
+  evaluation, marked with its env steps; ``·``: not started."""
+  agents = list(dict.fromkeys(r["agent"] for r in rows))
+  tasks = list(dict.fromkeys(r["task"] for r in rows))
+  by = {(r["task"], r["agent"]): r for r in rows}
+  random = random or {}
+  lines = [f"| task | random | {' | '.join(agents)} | DreamerV3 | TD-MPC2 |",
+           "|" + "---|" * (len(agents) + 4)]
+  for task in tasks:
+    cells = [f"{random[task]['mean']:.0f}" if task in random else "·"]
+    for agent in agents:
+      row = by.get((task, agent))
+      if row is None or not row["evaluations"]:
+        cells.append("·")
+      elif str(at) in row["at"]:
+        cells.append(f"{row['at'][str(at)]['mean']:.0f}")
+      else:
+        cells.append(f"{row['final']:.0f} (at {row['env_steps'] / 1000:g}k)")
+    anchors = ANCHORS.get(task, {})
+    lines.append(f"| {task} | {' | '.join(cells)} | {anchors.get('DreamerV3', ('·',))[0]} | "
+                 f"{anchors.get('TD-MPC2', ('·',))[0]} |")
+  return "\n".join(lines) + "\n"
+
+
+def markdown(rows: list[dict], report_at=REPORT_AT, matrix_at: int = MATRIX_AT,
+             random: dict | None = None) -> str:
   reached = [at for at in report_at if any(str(at) in r["at"] for r in rows)] or [report_at[0]]
-  lines = ["Evaluation return, mean (per seed), at env steps; `·`: not reached. Anchors "
+  lines = [f"Mean evaluation return at {matrix_at / 1000:g}k env steps (anchors: at 200k env "
+           f"steps; random: a uniform random policy, {RANDOM_EPISODES} episodes).", "",
+           matrix(rows, matrix_at, random),
+           "Evaluation return, mean (per seed), at env steps; `·`: not reached. Anchors "
            "(ANCHORS.md) at 200k env steps = 100k agent steps at action repeat 2.", "",
            "| task | agent | " + " | ".join(f"{a / 1000:g}k" for a in reached)
            + " | DreamerV3 200k | TD-MPC2 200k | ours / better anchor | peak / drop after "
@@ -381,7 +473,7 @@ def figures(out, rows: list[dict], agents=AGENTS, tasks=TASKS) -> list[pathlib.P
 def report(out, agents=AGENTS, tasks=TASKS, report_at=REPORT_AT) -> list[dict]:
   out = pathlib.Path(out)
   rows = summarise(out, agents, tasks, report_at)
-  (out / "table.md").write_text(markdown(rows, report_at))
+  (out / "table.md").write_text(markdown(rows, report_at, random=read_random(out)))
   (out / "table.json").write_text(json.dumps(rows, indent=1) + "\n")
   figures(out, rows, agents, tasks)
   return rows
@@ -401,7 +493,7 @@ def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                    formatter_class=argparse.RawDescriptionHelpFormatter,
                                    epilog="\n".join(__doc__.splitlines()[2:]))
-  parser.add_argument("command", choices=("run", "report"))
+  parser.add_argument("command", choices=("run", "random", "report"))
   parser.add_argument("--out", default=str(ROOT / "experiments" / "results" / "dmc-table"))
   parser.add_argument("--agents", default=",".join(AGENTS))
   parser.add_argument("--tasks", default=",".join(TASKS))
@@ -413,6 +505,8 @@ def main(argv=None) -> int:
   parser.add_argument("--no-progress", action="store_true")
   args = parser.parse_args(argv)
   agents, tasks = args.agents.split(","), args.tasks.split(",")
+  if args.command == "random":   # only the random policy's returns (``run`` computes them too)
+    random_returns(args.out, tasks)
   if args.command == "run":
     run_suite(args.out, agents, tasks, args.env_steps, args.seeds, _pairs(args.preset, "preset"),
               {a: v for a, v in _pairs(args.set, "set").items()}, args.minutes,
