@@ -3,6 +3,7 @@
 import json
 
 import jax.numpy as jnp
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -51,6 +52,27 @@ def test_eval_prints_returns(run_dir):
   assert result.exit_code == 0, result.output
   assert "seed 0:" in result.output and "seed 1:" in result.output
   assert "mean return" in result.output
+
+
+def test_eval_acts_with_other_planner_settings_on_the_trained_model(run_dir):
+  """A bigger planner on the same checkpoint and episodes; a setting that would change the
+  checkpoint's arrays, or an unknown one, is refused with the reason."""
+  from wmjax.train import loop
+
+  base, *_ = loop.evaluate_run(run_dir, episodes=2, seed=5)
+  bigger, *_ = loop.evaluate_run(run_dir, episodes=2, seed=5,
+                                 sets=["population=64", "iterations=3"])
+  same, *_ = loop.evaluate_run(run_dir, episodes=2, seed=5, sets=["population=16"])
+  np.testing.assert_array_equal(same["eval/episode_return"], base["eval/episode_return"])
+  assert bigger["eval/episode_return"].shape == (2, 2)
+  assert not np.array_equal(bigger["eval/episode_return"], base["eval/episode_return"])
+  result = _invoke("eval", run_dir, "--episodes", 1, "--set", "population=64")
+  assert result.exit_code == 0, result.output
+  assert "acting with population=64" in result.output and "mean return" in result.output
+  result = _invoke("eval", run_dir, "--set", "ensemble_size=7")
+  assert result.exit_code == 2 and "changes the shapes of the checkpoint" in result.output
+  result = _invoke("eval", run_dir, "--set", "populaton=64")
+  assert result.exit_code == 2 and "Did you mean population" in result.output
 
 
 def test_eval_of_a_folder_without_run():

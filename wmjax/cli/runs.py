@@ -70,6 +70,11 @@ def eval_run(
     simulations: Annotated[int | None, typer.Option(
         help="MuZero: search simulations per move (default: the run's eval_simulations).")] =
     None,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="Act with this setting instead of the run's, key=value, repeatable: e.g. "
+        "a bigger planner on the trained model, --set population=800 --set iterations=8. "
+        "Settings that change the checkpoint's arrays (an ensemble's size) are refused.")] =
+    None,
 ):
   """Load a run's last checkpoint and evaluate it (returns; MuZero win/draw/loss rates; Dyna's
   greedy steps to the goal)."""
@@ -83,6 +88,9 @@ def eval_run(
     algo = get_algo(algo_name)
   except (ValueError, FileNotFoundError, KeyError) as e:
     fail(message_of(e))
+  if set_ and (algo.name == "muzero" or algo.build is None):
+    fail(f"--set is for wmjax's own agents (not {algo.name}); MuZero's search size is "
+         "--simulations")
   if algo.name == "muzero":
     _eval_muzero(run_dir, opponent=opponent, games=games, seed=seed, simulations=simulations)
     return
@@ -92,12 +100,14 @@ def eval_run(
     fail(f"{run_dir} is a {algo.name!r} run (brax's trainer keeps no checkpoint wmjax can "
          "load); its evaluations are in metrics.jsonl")
   try:
-    results, saved, step, algo = evaluate_run(run_dir, episodes=episodes, seed=seed)
+    results, saved, step, algo = evaluate_run(run_dir, episodes=episodes, seed=seed,
+                                              sets=set_ or ())
   except (ValueError, FileNotFoundError, KeyError) as e:
     fail(message_of(e))
   returns = results[algo.eval_metric]
+  acting = f", acting with {', '.join(set_)}" if set_ else ""
   typer.echo(f"{saved['algo']} on {saved['env']}, checkpoint iteration {step}, "
-             f"{episodes} episode(s) per seed")
+             f"{episodes} episode(s) per seed{acting}")
   for i, row in enumerate(returns):
     typer.echo(f"  seed {i}: " + "  ".join(f"{r:8.1f}" for r in row) +
                f"   mean {row.mean():8.1f}")

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from wmjax.agents.base import Program
@@ -448,22 +449,33 @@ def load_run(run_dir: str | pathlib.Path, *, replace: dict | None = None,
              step: int | None = None):
   """Rebuilds a run from its folder at its last checkpoint (or at checkpoint ``step``):
   ``(algo, built, state, saved, step)``. ``replace``: Config fields to change in the rebuilt
-  agent (e.g. the evaluation's episode count); the checkpoint's structure must not depend on
-  them."""
+  agent (e.g. the evaluation's episode count, the planner's population); one that changes the
+  checkpoint's arrays is refused."""
   from wmjax.train.algos import get_algo
 
   saved = read_run_config(run_dir)
   algo = get_algo(saved["algo"])
   _user_env(saved)
   config, hyper = _saved_settings(algo, saved)
-  if replace:
-    config = dataclasses.replace(config, **replace)
-  built = algo.build(saved["env"], saved["steps"], config, hyper)
-  program = built.program
   axis = RunAxis.from_saved(saved)
   keys, hypers = axis.keys(), axis.hypers(hyper)
-  init_fn = program.init_runs or jax.vmap(program.init)
-  abstract = jax.eval_shape(init_fn, keys, hypers)
+
+  def state_shapes(config):
+    built = algo.build(saved["env"], saved["steps"], config, hyper)
+    program = built.program
+    return built, jax.eval_shape(program.init_runs or jax.vmap(program.init), keys, hypers)
+
+  built, abstract = state_shapes(dataclasses.replace(config, **(replace or {})))
+  if set(replace or ()) - {algo.eval_count_field}:   # the episode count shapes no state
+    _, trained = state_shapes(config)
+    if jax.tree.structure(trained) != jax.tree.structure(abstract) or any(
+        (a.shape, a.dtype) != (b.shape, b.dtype)
+        for a, b in zip(jax.tree.leaves(trained), jax.tree.leaves(abstract), strict=True)):
+      raise ValueError(
+          f"{', '.join(f'{k}={v}' for k, v in replace.items())}: changes the shapes of the "
+          f"checkpoint's arrays, so the trained {algo.name} state cannot act with it; only "
+          "settings that act at evaluation (e.g. a planner's population or iterations) can "
+          "change")
   ckpt = Checkpointer(pathlib.Path(run_dir) / "checkpoints")
   try:
     if ckpt.latest_step() is None:
@@ -478,16 +490,35 @@ def load_run(run_dir: str | pathlib.Path, *, replace: dict | None = None,
   return algo, built, state, saved, step
 
 
-def evaluate_run(run_dir: str | pathlib.Path, *, episodes: int = 5, seed: int = 123):
-  """Evaluates a run's last checkpoint: ``({metric: [runs, episodes]}, saved, step, algo)``."""
+def evaluate_run(run_dir: str | pathlib.Path, *, episodes: int = 5, seed: int = 123,
+                 sets=()):
+  """Evaluates a run's last checkpoint: ``({metric: [runs, episodes]}, saved, step, algo)``.
+
+  ``sets``: ``key=value`` settings (as ``--set``) to act with instead of the run's, e.g. a
+  bigger planner (``population=800``) on the trained model; a Hyper value applies to every
+  run. A setting that changes the checkpoint's arrays (an ensemble's size) is refused."""
   from wmjax.train.algos import get_algo
+  from wmjax.train.overrides import apply_overrides, validate_hyper
 
   if episodes < 1:
     raise ValueError(f"--episodes must be >= 1, got {episodes}")
-  algo = get_algo(read_run_config(run_dir)["algo"])
-  replace = {algo.eval_count_field: episodes} if algo.eval_count_field else None
-  algo, built, state, saved, step = load_run(run_dir, replace=replace)
+  saved = read_run_config(run_dir)
+  algo = get_algo(saved["algo"])
+  replace, hyper_updates = {}, {}
+  if sets:
+    config, hyper = _saved_settings(algo, saved)
+    new_config, new_hyper = apply_overrides(config, hyper, list(sets))
+    validate_hyper(new_hyper)
+    replace = {f.name: getattr(new_config, f.name) for f in dataclasses.fields(config)
+               if getattr(new_config, f.name) != getattr(config, f.name)}
+    hyper_updates = {k: v for k, v in new_hyper._asdict().items() if v != getattr(hyper, k)}
+  if algo.eval_count_field:
+    replace[algo.eval_count_field] = episodes
+  algo, built, state, saved, step = load_run(run_dir, replace=replace or None)
   axis = RunAxis.from_saved(saved)
   keys = jax.random.split(jax.random.PRNGKey(seed), axis.size)
-  results = jax.jit(jax.vmap(built.program.evaluate))(state, keys, axis.hypers(built.hyper))
+  hypers = axis.hypers(built.hyper)
+  hypers = hypers._replace(**{k: jnp.full_like(getattr(hypers, k), v)
+                              for k, v in hyper_updates.items()})
+  results = jax.jit(jax.vmap(built.program.evaluate))(state, keys, hypers)
   return {k: np.asarray(v).reshape(axis.size, -1) for k, v in results.items()}, saved, step, algo
