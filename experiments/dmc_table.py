@@ -424,6 +424,7 @@ def figures(out, rows: list[dict], agents=AGENTS, tasks=TASKS) -> list[pathlib.P
   import matplotlib.pyplot as plt
 
   out = pathlib.Path(out)
+  random = read_random(out)
   (out / "curves").mkdir(parents=True, exist_ok=True)
   colours = {a: f"C{i}" for i, a in enumerate(agents)}
   written = []
@@ -441,6 +442,9 @@ def figures(out, rows: list[dict], agents=AGENTS, tasks=TASKS) -> list[pathlib.P
         ax.plot(steps, returns[:, i], color=colours[agent], alpha=0.3, lw=0.8)
       ax.plot(steps, returns.mean(1), color=colours[agent], lw=2, label=agent)
       ax_all.plot(steps, returns.mean(1), color=colours[agent], lw=1.5, label=agent)
+    if task in random:
+      for a in (ax, ax_all):
+        a.axhline(random[task]["mean"], color="0.5", ls="--", lw=1, label="random policy")
     for name, marker in (("DreamerV3", "o"), ("TD-MPC2", "s")):
       if name in ANCHORS.get(task, {}):
         for a in (ax, ax_all):
