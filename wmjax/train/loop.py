@@ -466,13 +466,14 @@ def load_run(run_dir: str | pathlib.Path, *, replace: dict | None = None,
     return built, jax.eval_shape(program.init_runs or jax.vmap(program.init), keys, hypers)
 
   built, abstract = state_shapes(dataclasses.replace(config, **(replace or {})))
-  if set(replace or ()) - {algo.eval_count_field}:   # the episode count shapes no state
+  changed = {k: v for k, v in (replace or {}).items() if k != algo.eval_count_field}
+  if changed:   # the episode count shapes no state
     _, trained = state_shapes(config)
     if jax.tree.structure(trained) != jax.tree.structure(abstract) or any(
         (a.shape, a.dtype) != (b.shape, b.dtype)
         for a, b in zip(jax.tree.leaves(trained), jax.tree.leaves(abstract), strict=True)):
       raise ValueError(
-          f"{', '.join(f'{k}={v}' for k, v in replace.items())}: changes the shapes of the "
+          f"{', '.join(f'{k}={v}' for k, v in changed.items())}: changes the shapes of the "
           f"checkpoint's arrays, so the trained {algo.name} state cannot act with it; only "
           "settings that act at evaluation (e.g. a planner's population or iterations) can "
           "change")
