@@ -291,3 +291,33 @@ def test_cpu_sweeps_split_runs_over_cores(tmp_path, monkeypatch):
                         env=env, capture_output=True, text=True, timeout=600)
   assert proc.returncode == 0, proc.stdout + proc.stderr
   assert "mean greedy steps to the goal" in proc.stdout
+
+
+def test_sweep_minutes_stops_then_resume_finishes(dyna_sweep, tmp_path, monkeypatch):
+  """Out of wall-clock, a sweep stops the program it is in after one chunk (as `train
+  --minutes`) and leaves the next one unbegun; --resume finishes both with the runs of the
+  uninterrupted sweep. The sweep's clock is faked: spent once the first program has begun."""
+  import types
+
+  out, _ = dyna_sweep
+  part = tmp_path / "part"
+  clock = iter([0.0, 0.0] + [1e9] * 100)   # deadline, program 1 (budget left), program 2 (spent)
+  fake = types.SimpleNamespace(time=lambda: next(clock), strftime=sweep_lib.time.strftime)
+  kwargs = dict(seeds=4, grid=["alpha=0.1,0.5", "planning_steps=0,10"], steps=800, devices=1,
+                progress=False)
+  lines = []
+  monkeypatch.setattr(sweep_lib, "time", fake)
+  sweep_lib.run_sweep("dyna", "grid/dyna_maze", out=part, minutes=1e-6, log=lines.append,
+                      **kwargs)
+  monkeypatch.undo()
+  full = _lines(out / "planning_steps=0")
+  assert 0 < len(_lines(part / "planning_steps=0")) < len(full)
+  assert not (part / "planning_steps=10").exists()
+  assert any("not begun" in line and "--resume" in line for line in lines), lines
+  sweep_lib.run_sweep("dyna", "grid/dyna_maze", out=part, resume=True, log=lines.append,
+                      **kwargs)
+  for program in ("planning_steps=0", "planning_steps=10"):
+    for a, b in zip(_lines(part / program), _lines(out / program), strict=True):
+      assert a["eval/steps_to_goal"] == b["eval/steps_to_goal"]
+  with pytest.raises(ValueError, match="minutes"):
+    sweep_lib.run_sweep("dyna", "grid/dyna_maze", out=tmp_path / "bad", minutes=0, **kwargs)

@@ -74,6 +74,10 @@ def sweep(
         help="Multi-host: let jax.distributed detect the cluster (SLURM, Open MPI, TPU).")] =
     False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar per program.")] = True,
+    minutes: Annotated[float | None, typer.Option(
+        help="Wall-clock budget for the whole sweep: the program running when it ends stops "
+        "after its chunk (evaluated, checkpointed), programs not begun wait; --resume "
+        "continues both.")] = None,
 ):
   """A sweep: seeds x hyperparameter grid as few compiled programs, over all local devices and
   hosts, into one folder with an aggregate table and plot.
@@ -123,7 +127,7 @@ def sweep(
     summary = run_sweep(algo, env, out=out, seeds=seeds, grid=grid or [], sets=set_ or [],
                         steps=steps, seed=seed, devices=devices, resume=resume, metric=metric,
                         progress=progress, log=typer.echo, process=(index, count),
-                        preset=preset)
+                        preset=preset, minutes=minutes)
   except (ValueError, KeyError, RunExistsError, FileNotFoundError, FileExistsError,
           TrainingDiverged, SweepTooLarge, RuntimeError) as e:
     fail(str(e.args[0]) if e.args else str(e))

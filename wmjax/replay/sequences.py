@@ -129,9 +129,13 @@ def sample_sequences(buffer: SequenceBuffer, key: Key, batch_size: int, seq_len:
   if batch_size < 1:
     raise ValueError(f"batch_size must be >= 1, got {batch_size}")
   count = buffer.count
-  if not isinstance(count, jax.core.Tracer) and int(count) < seq_len:
+  try:  # concrete outside jit; a tracer under it cannot be checked
+    held = int(count)
+  except jax.errors.ConcretizationTypeError:
+    held = seq_len
+  if held < seq_len:
     raise ValueError(
-        f"replay holds {int(count)} steps per environment; sampling sequences of {seq_len} "
+        f"replay holds {held} steps per environment; sampling sequences of {seq_len} "
         f"steps needs at least {seq_len}: collect more before training (e.g. more prefill "
         "steps)")
   env_key, offset_key = jax.random.split(key)

@@ -96,7 +96,7 @@ def run_sweep(algo_name: str, env_name: str, *, out: str | pathlib.Path, seeds: 
               grid: list[str] = (), sets: list[str] = (), steps: int | None = None,
               seed: int = 0, devices: int | None = 0, resume: bool = False,
               metric: str | None = None, progress: bool = True, preset: str | None = None,
-              log: Callable[[str], None] = print,
+              minutes: float | None = None, log: Callable[[str], None] = print,
               process: tuple[int, int] = (0, 1)) -> dict | None:
   """Runs a sweep into ``out`` and (on process 0) writes and returns the aggregate.
 
@@ -106,7 +106,10 @@ def run_sweep(algo_name: str, env_name: str, *, out: str | pathlib.Path, seeds: 
   program's runs in a child process, and process 0 aggregates after a barrier. ``resume``
   continues each program from its checkpoint (one that finished is left as it is) and starts
   those not yet begun. ``preset`` names the preset every run starts from (default: the env's
-  tuned one, else the device's generic one), as ``wmjax train --preset``.
+  tuned one, else the device's generic one), as ``wmjax train --preset``. ``minutes``: a
+  wall-clock budget for the whole sweep; the program running when it ends stops after its chunk
+  (evaluated and checkpointed, as ``wmjax train --minutes``), programs not begun are left, and
+  ``resume`` continues both. The aggregate is then of what has run.
   """
   from wmjax.train.algos import algo_names, get_algo
   from wmjax.train.loop import settings_for
@@ -120,6 +123,9 @@ def run_sweep(algo_name: str, env_name: str, *, out: str | pathlib.Path, seeds: 
     raise ValueError(f"--seeds must be >= 1, got {seeds}")
   if steps is not None and steps < 1:
     raise ValueError(f"--steps must be >= 1, got {steps}")
+  if minutes is not None and not minutes > 0:
+    raise ValueError(f"--minutes must be > 0, got {minutes}")
+  deadline = None if minutes is None else time.time() + 60 * minutes
   algo = get_algo(algo_name)
   out = pathlib.Path(out)
   base_config, base_hyper, resolved = settings_for(algo, env_name, sets, preset)
@@ -166,8 +172,15 @@ def run_sweep(algo_name: str, env_name: str, *, out: str | pathlib.Path, seeds: 
     again = (folder / "config.json").exists()
     if again and not resume:
       raise FileExistsError(f"{folder} already holds a run; pass --resume")
-    log(f"  program {grid_label(static)}: {axis.size} run(s) -> {folder}")
     kwargs = {"steps": length} if length is not None else {}
+    if deadline is not None:
+      left = (deadline - time.time()) / 60
+      if left <= 0:
+        log(f"  program {grid_label(static)}: not begun, the {minutes:g}-minute budget is "
+            f"spent; continue with --resume --out {out}")
+        continue
+      kwargs["minutes"] = left
+    log(f"  program {grid_label(static)}: {axis.size} run(s) -> {folder}")
     kwargs.update(seeds=seeds, out=str(folder), sets=[*sets, *static_sets], resume=again,
                   seed=seed, progress=progress, devices=devices,
                   preset=None if again else preset)
