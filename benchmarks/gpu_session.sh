@@ -1,76 +1,94 @@
 #!/usr/bin/env bash
-# One lent-GPU session, as one command: the GPU figures the open issues ask for (see
-# ../shared/gpu/README.md for the wheels it needs; git history has the script earlier sessions
-# ran for MBPO, SAC and MuZero).
-#   1. issue 18: dmc-pixels rendering frames/s at 1, 16, 64 and 1,024 envs
-#      (render_throughput.py), then pixel Dreamer with DreamerV3's small model at its train ratio
-#      512 (the small-gpu preset): updates/s and the training iteration's env steps/s
-#      (dreamer_throughput.py);
-#   2. side by side until TOTAL_S:
-#      issue 18: pixel cartpole swing-up (64x64) with the CPU run's settings (the xsmall-cpu
-#      preset at action repeat 8, 2 seeds, 100k env steps: 2,875 updates of 258 GFLOP per seed,
-#      about 7 CPU-hours per seed on the 2-core CPU);
-#      issue 19: the CPU table's MOPO row on halfcheetah medium
-#      (3 seeds, 20k model steps, 25k SAC updates, lambda 0.1, h 5: 33 min on the 2-core CPU) and
-#      the lambda x h sweep on medium-replay (2 seeds x lambda 0.1, 0.3 x h 1, 5: 8 runs), for its
-#      wall-clock and runs/s.
-# The datasets' arrays are not in git: carry them with the wheels, e.g.
-#   carry: [".whl", "experiments/results/offline/datasets/brax-halfcheetah-medium",
-#           "experiments/results/offline/datasets/brax-halfcheetah-medium-replay"]
-# Everything lands under $OUT: the benchmark JSON and runs.tgz (run folders without checkpoints,
-# plus every log). Plots are drawn afterwards on the CPU side from these files.
+# One lent-GPU session, as one command: the GPU figures and runs issue 18 asks for (see
+# ../shared/gpu/README.md for the wheels it needs; git history has the scripts earlier sessions
+# ran for MBPO, SAC, MuZero and MOPO). In order, each alone on the GPU so that its timings are
+# its own, all within TOTAL_S:
+#   1. dmc-pixels rendering frames/s at 1, 16, 64 and 1,024 envs (render_throughput.py);
+#   2. pixel cartpole swing-up (64x64) with the CPU run's settings (the xsmall-cpu preset at
+#      action repeat 8, 2 seeds, 100k env steps: 2,875 updates of 258 GFLOP per seed, about
+#      7 CPU-hours per seed on the 2-core CPU), as a sweep beside model_lr 1e-3 (the `fast`
+#      preset's fix for the pixel point mass's blind phase): one vmapped program of 4 runs,
+#      stopping cleanly (--minutes) if it runs out of time;
+#   3. pixel Dreamer with DreamerV3's small model at its train ratio 512 (the small-gpu preset):
+#      updates/s and the training iteration's env steps/s (dreamer_throughput.py);
+#   4. MinAtar Breakout with the xsmall-cpu preset (action repeat 1, 2 seeds) for the time left:
+#      the first stretch of its 500k agent steps (125k updates at train ratio 256).
+# Everything lands under $OUT (8 files at most come back): session.txt (versions, progress),
+# bench.log, the two benchmark JSONs, one log per run, and runs.tgz (the run folders without
+# checkpoints). Plots are drawn afterwards on the CPU side from these files.
 #
-#   OUT=/tmp/out TOTAL_S=480 bash benchmarks/gpu_session.sh
+#   OUT=/tmp/out TOTAL_S=560 bash benchmarks/gpu_session.sh
 #   QUICK=1 OUT=/tmp/out bash benchmarks/gpu_session.sh     # the same steps, tiny, on a CPU
 set -u
 OUT=${OUT:-/tmp/wmjax-gpu}
-TOTAL_S=${TOTAL_S:-480}
+TOTAL_S=${TOTAL_S:-560}
 QUICK=${QUICK:-0}
-DATA=experiments/results/offline/datasets
 export PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false WMJAX_CACHE=/tmp/wmjax-cache
 T0=$(date +%s)
 RUNS=runs/gpu
-mkdir -p "$OUT" $RUNS/logs
+mkdir -p "$OUT" $RUNS
+S="$OUT/session.txt"
 left() { echo $((T0 + TOTAL_S - $(date +%s))); }
-log() { echo "$* at $(( $(date +%s) - T0 )) s" >> $RUNS/logs/session.txt; }
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > $RUNS/logs/session.txt 2>&1
-python3 -c "import jax; print(jax.__version__, jax.devices())" >> $RUNS/logs/session.txt 2>&1
+log() { echo "$* at $(( $(date +%s) - T0 )) s" >> "$S"; }
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$S" 2>&1
+python3 -c "import jax, flax, optax, chex, orbax.checkpoint as o, brax, mujoco, pgx
+print('jax', jax.__version__, jax.devices(), 'flax', flax.__version__, 'optax', optax.__version__,
+      'chex', chex.__version__, 'brax', brax.__version__, 'mujoco', mujoco.__version__,
+      'pgx', pgx.__version__)" >> "$S" 2>&1 || { log "imports failed"; exit 1; }
+log "start"
 
 if [ "$QUICK" = 1 ]; then
   RENDER=(--render-batches 1 16 --render-size 16 --max-seconds 2 --budget-s 60)
   DREAMER=(--env fast/PointMassPixels --sizes debug --starts 64 --batches 4 --repeats 2)
-  PIXELS=(--env fast/PointMassPixels --preset fast --steps 600)
-  MOPO_ROW=(--updates 500 --set model_updates=200 --set model_steps_per_iteration=100
-            --set updates_per_iteration=250 --set rollout_batch=500 --set eval_episodes=2)
-  SWEEP=(--steps 500 --set model_updates=200 --set model_steps_per_iteration=100
-         --set updates_per_iteration=250 --set rollout_batch=500 --set eval_episodes=2)
+  PIXELS=(--env 'dmc-pixels/CartpoleSwingup?image_size=16' --preset xsmall-cpu
+          --set action_repeat=8 --set size=debug --set replay_capacity=2000 --set prefill=100 --set seq_len=16
+          --set eval_episodes=1 --steps 400)
+  BREAKOUT=(--env minatar/Breakout --preset xsmall-cpu --set size=debug --set prefill=100 --set seq_len=16
+            --set eval_episodes=1 --set eval_every=2 --steps 400)
+  RUN_MIN=1
+  RESERVE_S=60
 else
-  RENDER=(--render-batches 1 16 64 1024 --max-seconds 5 --budget-s 100)
+  RENDER=(--render-batches 1 16 64 1024 --max-seconds 3 --budget-s 40)
   DREAMER=(--env dmc-pixels/CartpoleSwingup --sizes small --starts 1024 --batches 16
-           --repeats 3 --max-seconds 20)
+           --repeats 3 --max-seconds 10)
   PIXELS=(--env dmc-pixels/CartpoleSwingup --preset xsmall-cpu --set action_repeat=8
           --set replay_capacity=20000 --steps 12500)
-  MOPO_ROW=(--updates 25000)
-  SWEEP=(--steps 25000)
+  BREAKOUT=(--env minatar/Breakout --preset xsmall-cpu --set eval_every=25 --steps 500000)
+  RUN_MIN=0
+  RESERVE_S=200
 fi
 
-timeout 150 python3 benchmarks/render_throughput.py --render-tasks dmc-pixels/CartpoleSwingup \
-  "${RENDER[@]}" --out "$OUT/render_throughput-gpu.json" > $RUNS/logs/render.log 2>&1
-log "render done"
-timeout 200 python3 benchmarks/dreamer_throughput.py "${DREAMER[@]}" \
-  --out "$OUT/dreamer_throughput-pixels-gpu.json" > $RUNS/logs/dreamer.log 2>&1
-log "dreamer done"
+# 1. Rendering, alone on the GPU.
+[ "${SKIP_BENCH:-0}" = 1 ] || timeout 90 python3 benchmarks/render_throughput.py \
+  --render-tasks dmc-pixels/CartpoleSwingup "${RENDER[@]}" \
+  --out "$OUT/render_throughput-gpu.json" > "$OUT/bench.log" 2>&1
+log "render done (rc $?)"
 
+# 2. The pixel cartpole sweep, alone on the GPU. It stops itself (evaluated, logged) after the
+# chunk that ends past its budget; the budget keeps RESERVE_S for that chunk and step 3.
 W="python3 -m wmjax.cli"
-timeout "$(left)" $W train dreamer "${PIXELS[@]}" --seeds 2 --out $RUNS/dreamer-pixel-cartpole \
-  --no-progress > $RUNS/logs/dreamer-pixel-cartpole.log 2>&1 &
-timeout "$(left)" $W train mopo --dataset $DATA/brax-halfcheetah-medium --seeds 3 \
-  --preset generic-cpu "${MOPO_ROW[@]}" --out $RUNS/mopo-halfcheetah-medium --no-progress \
-  > $RUNS/logs/mopo-halfcheetah-medium.log 2>&1 &
-timeout "$(left)" $W sweep mopo --dataset $DATA/brax-halfcheetah-medium-replay --seeds 2 \
-  --preset generic-cpu --grid penalty_coef=0.1,0.3 --grid rollout_length=1,5 "${SWEEP[@]}" \
-  --out $RUNS/mopo-sweep --no-progress > $RUNS/logs/mopo-sweep.log 2>&1 &
-wait
-log "training done"
+MIN=$(python3 -c "print(max($RUN_MIN, ($(left) - $RESERVE_S) / 60))")
+log "pixel sweep gets $MIN minutes"
+timeout "$(( $(left) - 30 ))" $W sweep dreamer "${PIXELS[@]}" --seeds 2 --minutes "$MIN" \
+  --grid model_lr=3e-4,1e-3 --out $RUNS/dreamer-pixel-cartpole --no-progress \
+  > "$OUT/pixel-cartpole.log" 2>&1
+log "pixel sweep done (rc $?)"
 tar czf "$OUT/runs.tgz" --exclude=checkpoints $RUNS
+
+# 3. DreamerV3's small pixel model at train ratio 512, alone on the GPU.
+[ "${SKIP_BENCH:-0}" = 1 ] || timeout "$(( $(left) - 30 ))" python3 \
+  benchmarks/dreamer_throughput.py "${DREAMER[@]}" \
+  --out "$OUT/dreamer_throughput-pixels-gpu.json" >> "$OUT/bench.log" 2>&1
+log "dreamer throughput done (rc $?)"
+
+# 4. Breakout with what is left (125k updates do not fit: its first stretch of the curve).
+if [ "$(left)" -gt 100 ]; then
+  MIN=$(python3 -c "print(max($RUN_MIN, ($(left) - 60) / 60))")
+  log "breakout gets $MIN minutes"
+  timeout "$(( $(left) - 15 ))" $W train dreamer "${BREAKOUT[@]}" --seeds 2 --minutes "$MIN" \
+    --out $RUNS/dreamer-minatar-breakout --no-progress > "$OUT/breakout.log" 2>&1
+  log "breakout done (rc $?)"
+fi
+tar czf "$OUT/runs.tgz" --exclude=checkpoints $RUNS
+log "archived"
 ls -la "$OUT"
