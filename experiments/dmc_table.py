@@ -71,7 +71,7 @@ DIAGNOSTICS = {
                 "train/episode_return"),
     "mbpo": ("model/val_mse", "model/rollout_reward", "sac/entropy", "sac/alpha",
              "train/episode_return"),
-    "sac": (),
+    "sac": ("train/alpha", "train/entropy", "train/critic_loss"),   # brax's, at evaluations
 }
 
 

@@ -54,6 +54,12 @@ def test_eval_and_compare_with_brax_sac(mbpo_run, tmp_path):
   records = [json.loads(x) for x in (sac / "metrics.jsonl").read_text().splitlines()]
   assert [r["env_steps"] for r in records][0] == 0 and records[-1]["env_steps"] >= 600
   assert np.isfinite(records[-1]["eval/episode_return_mean"])
+  # brax's training metrics ride along (none before the first epoch): SAC's temperature, and the
+  # policy's entropy from its alpha loss, at most the uniform's 2 ln 2 on the 2-D action box
+  assert not any(k.startswith("train/") for k in records[0])
+  assert 0 < records[-1]["train/alpha_mean"] <= 1
+  assert 0 < records[-1]["train/entropy_mean"] <= 2 * np.log(2)
+  assert np.isfinite(records[-1]["train/critic_loss_mean"])
   assert any((sac / "checkpoints" / "seed_0").iterdir())
   _loads_as_brax_does(sac, "sac")
 

@@ -173,19 +173,20 @@ def train_brax(algo: str, env_name: str, *, steps: int, seeds: int = 1,
                                          "action_shape": list(spec.action_shape)}}})
   train_fn = _train_fn(algo)
   num_evals = max(2, steps // eval_every + 1)
-  per_seed: list[list[tuple[int, float, float, float]]] = []
+  per_seed: list[list[tuple[int, float, float, float, dict]]] = []
   bar = tqdm(total=steps * seeds, unit="env step", disable=not progress, dynamic_ncols=True,
              desc=f"{algo.upper()} (brax) {env_name} x{seeds}")
   try:
     for i in range(seeds):
-      rows: list[tuple[int, float, float, float]] = []
+      rows: list[tuple[int, float, float, float, dict]] = []
       t0 = time.time()
       done_steps = [0]
 
       def progress_fn(num_steps, metrics, rows=rows, t0=t0, done_steps=done_steps, i=i):
         ret = float(metrics.get("eval/episode_reward", np.nan))
         length = float(metrics.get("eval/avg_episode_length", np.nan))
-        rows.append((int(num_steps), time.time() - t0, ret, length))
+        rows.append((int(num_steps), time.time() - t0, ret, length,
+                     _training_metrics(algo, metrics, spec.action_shape)))
         bar.update(max(0, min(int(num_steps), steps) - done_steps[0]))
         done_steps[0] = max(done_steps[0], min(int(num_steps), steps))
         bar.set_postfix({"seed": seed + i, "eval": f"{ret:.1f}"})
@@ -206,6 +207,20 @@ def train_brax(algo: str, env_name: str, *, steps: int, seeds: int = 1,
   return run
 
 
+def _training_metrics(algo: str, metrics: dict, action_shape) -> dict[str, float]:
+  """brax's training metrics at an evaluation (means over the epoch before it; none at step 0)
+  as ``train/<name>``: losses, and SAC's temperature ``alpha`` with the policy's entropy, which
+  brax's alpha loss holds: ``alpha * (-log_prob - target_entropy)`` with target
+  ``-action_size / 2``."""
+  out = {f"train/{k[len('training/'):]}": float(v) for k, v in metrics.items()
+         if k.startswith("training/") and k not in ("training/sps", "training/walltime")
+         and np.ndim(v) == 0}
+  alpha, alpha_loss = out.get("train/alpha"), out.get("train/alpha_loss")
+  if algo == "sac" and alpha and alpha_loss is not None:
+    out["train/entropy"] = alpha_loss / alpha - 0.5 * int(np.prod(action_shape))
+  return out
+
+
 def _write_records(run: RunDir, per_seed) -> None:
   """One metrics line per evaluation index, with each seed's value (seeds evaluate at the same
   env steps: brax spaces its evaluations by num_timesteps / num_evals)."""
@@ -215,9 +230,15 @@ def _write_records(run: RunDir, per_seed) -> None:
     walls = np.array([rows[j][1] for rows in per_seed])
     returns = np.array([rows[j][2] for rows in per_seed])
     lengths = np.array([rows[j][3] for rows in per_seed])   # brax's mean over its episodes
-    run.log({"iteration": j, "env_steps": int(np.mean(steps)), "wall_s": float(walls.mean()),
-             "eval/episode_return": returns, "eval/episode_return_mean": float(returns.mean()),
-             "eval/episode_length": lengths, "eval/episode_length_mean": float(lengths.mean())})
+    record = {"iteration": j, "env_steps": int(np.mean(steps)), "wall_s": float(walls.mean()),
+              "eval/episode_return": returns, "eval/episode_return_mean": float(returns.mean()),
+              "eval/episode_length": lengths,
+              "eval/episode_length_mean": float(lengths.mean())}
+    for key in sorted({k for rows in per_seed for k in rows[j][4]}):
+      values = np.array([rows[j][4].get(key, np.nan) for rows in per_seed])
+      record[key] = values
+      record[f"{key}_mean"] = float(np.mean(values))
+    run.log(record)
 
 
 train_sac = functools.partial(train_brax, "sac")
