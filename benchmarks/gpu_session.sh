@@ -3,7 +3,8 @@
 # ../shared/gpu/README.md for the wheels it needs; git history has the scripts earlier sessions
 # ran for MBPO, SAC, MuZero and MOPO). In order, each alone on the GPU so that its timings are
 # its own, all within TOTAL_S:
-#   1. dmc-pixels rendering frames/s at 1, 16, 64 and 1,024 envs (render_throughput.py);
+#   1. dmc-pixels rendering frames/s at 1, 16, 64 and 1,024 envs (render_throughput.py), and
+#      whether vmapped pixel runs compile to slow grouped convolutions (vmapped_convs.py);
 #   2. pixel cartpole swing-up (64x64) with the CPU run's settings (the xsmall-cpu preset at
 #      action repeat 8, 2 seeds, 100k env steps: 2,875 updates of 258 GFLOP per seed, about
 #      7 CPU-hours per seed on the 2-core CPU), as a sweep beside model_lr 1e-3 (the `fast`
@@ -49,6 +50,7 @@ if [ "$QUICK" = 1 ]; then
           --set eval_episodes=1 --steps 400)
   BREAKOUT=(--env minatar/Breakout --preset xsmall-cpu --set size=debug --set prefill=100 --set seq_len=16
             --set eval_episodes=1 --set eval_every=2 --steps 400)
+  CONVS=(--size debug --batch 2 --seq-len 8 --image 16 --runs 1 2 --repeats 2)
   RUN_MIN=1
   RESERVE_S=60
 else
@@ -58,6 +60,7 @@ else
   PIXELS=(--env dmc-pixels/CartpoleSwingup --preset xsmall-cpu --set action_repeat=8
           --set replay_capacity=20000 --steps 12500)
   BREAKOUT=(--env minatar/Breakout --preset xsmall-cpu --set eval_every=25 --steps 500000)
+  CONVS=(--runs 1 4 --repeats 3 --max-seconds 10)
   RUN_MIN=0
   RESERVE_S=200
 fi
@@ -67,6 +70,12 @@ fi
   --render-tasks dmc-pixels/CartpoleSwingup "${RENDER[@]}" \
   --out "$OUT/render_throughput-gpu.json" > "$OUT/bench.log" 2>&1
 log "render done (rc $?)"
+
+# 1b. Are vmapped pixel runs slow on the GPU (grouped convolutions)? 1 and 4 xsmall runs,
+# vmapped against mapped in sequence, one update each (the 4-run sweep below took 0.31 s).
+[ "${SKIP_BENCH:-0}" = 1 ] || timeout 150 python3 benchmarks/vmapped_convs.py "${CONVS[@]}" \
+  --out "$OUT/vmapped_convs-gpu.json" >> "$OUT/bench.log" 2>&1
+log "vmapped convs done (rc $?)"
 
 # 2. The pixel cartpole sweep, alone on the GPU. It stops itself (evaluated, logged) after the
 # chunk that ends past its budget; the budget keeps RESERVE_S for that chunk and step 3.
