@@ -22,14 +22,17 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import pathlib
 import platform
 import time
 
 import jax
 import jax.numpy as jnp
-from timing import time_call, time_stats  # benchmarks/timing.py (this folder is on sys.path)
+from timing import (  # benchmarks/timing.py (this folder is on sys.path)
+  time_call,
+  time_stats,
+  write_json,
+)
 
 from wmjax import envs, presets
 from wmjax.agents import dreamer as dreamer_lib
@@ -124,10 +127,7 @@ def main() -> None:
   print(f"device {result['device']}, jax {jax.__version__}, env {args.env}")
   for size in args.sizes:
     result["presets"].append(bench_preset(args.env, size, args))
-  if args.out:
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\nwrote {args.out}")
+  write_json(args.out, result)
 
 
 if __name__ == "__main__":

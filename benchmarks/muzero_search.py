@@ -20,14 +20,17 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import pathlib
 import platform
 import time
 
 import jax
 import jax.numpy as jnp
-from timing import time_call, time_stats  # benchmarks/timing.py (this folder is on sys.path)
+from timing import (  # benchmarks/timing.py (this folder is on sys.path)
+  time_call,
+  time_stats,
+  write_json,
+)
 
 from wmjax import presets
 from wmjax.agents import muzero as muzero_lib
@@ -117,10 +120,7 @@ def main() -> None:
   result["search"] = bench_search(agent, game, params, hyper, config, args.simulations,
                                   args.batches, args.repeats, args.max_seconds)
   result["iteration"] = bench_iteration(agent, config, hyper, args.repeats, args.max_seconds)
-  if args.out:
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\nwrote {args.out}")
+  write_json(args.out, result)
 
 
 if __name__ == "__main__":

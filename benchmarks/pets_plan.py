@@ -20,14 +20,13 @@ Writes JSON (``--out``) with the device, JAX version and configuration.
 from __future__ import annotations
 
 import argparse
-import json
 import pathlib
 import platform
 import time
 
 import jax
 import jax.numpy as jnp
-from timing import time_calls  # benchmarks/timing.py (this folder is on sys.path)
+from timing import time_calls, write_json  # benchmarks/timing.py (this folder is on sys.path)
 
 from wmjax import planners
 from wmjax.models import ensemble as ensemble_lib
@@ -162,10 +161,7 @@ def main() -> None:
     print(f"matmul rate {rate / 1e9:.1f} GFLOP/s: floor {flops_counted / rate:.3f} s per action; "
           f"achieved/floor {result['achieved_over_floor']:.2f}")
 
-  if args.out:
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}")
+  write_json(args.out, result)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@ the results the same way and report the same statistic (the median)."""
 
 from __future__ import annotations
 
+import json
+import pathlib
 import statistics
 import time
 from typing import Any
@@ -37,3 +39,11 @@ def time_stats(fn, *args, repeats: int, max_seconds: float) -> dict:
   first, median, times = time_calls(fn, args, repeats, max_seconds)
   return {"seconds": median, "compile_seconds": max(0.0, first - median),
           "timed_calls": len(times)}
+
+
+def write_json(out: pathlib.Path | None, result: dict) -> None:
+  """Writes a benchmark's result to ``--out`` (if given), making its folder."""
+  if out:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out}")

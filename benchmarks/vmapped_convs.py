@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import pathlib
 import platform
 import re
@@ -30,7 +29,7 @@ import time
 
 import jax
 import jax.numpy as jnp
-from timing import time_stats  # benchmarks/timing.py (this folder is on sys.path)
+from timing import time_stats, write_json  # benchmarks/timing.py (this folder is on sys.path)
 
 from wmjax import envs, presets
 from wmjax.agents import dreamer as dreamer_lib
@@ -110,10 +109,7 @@ def main() -> None:
       print(f"  {runs} run(s), {form:4s}: {r['seconds'] * 1e3:9.1f} ms per update "
             f"({r['seconds_per_run'] * 1e3:8.1f} ms per run), grouped convs "
             f"{r['grouped_convs'] or 'none'}, compile {r['compile_seconds']:.1f} s")
-  if args.out:
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}")
+  write_json(args.out, result)
 
 
 if __name__ == "__main__":

@@ -474,6 +474,20 @@ def figures(out, rows: list[dict], agents=AGENTS, tasks=TASKS) -> list[pathlib.P
   return written
 
 
+def table_scope(out, agents, tasks) -> tuple[list[str], list[str]]:
+  """The agents and tasks a table written after ``run`` covers: those run now, those of every
+  run the folder's status holds (a driver filling one row must not drop the others), and the
+  default table's agents and tasks when the tasks run now are DM Control's."""
+  held = read_status(pathlib.Path(out)).values()
+  suite = set(tasks) <= set(TASKS)
+
+  def union(defaults, given, field):
+    base = list(defaults) if suite else []
+    return list(dict.fromkeys([*base, *given, *(e[field] for e in held if e.get(field))]))
+
+  return union(AGENTS, agents, "agent"), union(TASKS, tasks, "task")
+
+
 def report(out, agents=AGENTS, tasks=TASKS, report_at=REPORT_AT) -> list[dict]:
   out = pathlib.Path(out)
   rows = summarise(out, agents, tasks, report_at)
@@ -515,6 +529,8 @@ def main(argv=None) -> int:
     run_suite(args.out, agents, tasks, args.env_steps, args.seeds, _pairs(args.preset, "preset"),
               {a: v for a, v in _pairs(args.set, "set").items()}, args.minutes,
               not args.no_progress)
+  if args.command == "run":   # the table keeps every row the folder has, not only this run's
+    agents, tasks = table_scope(args.out, agents, tasks)
   rows = report(args.out, agents, tasks)
   print((pathlib.Path(args.out) / "table.md").read_text())
   print(f"{sum(r['finished'] for r in rows)} of {len(rows)} runs finished; figures in {args.out}")

@@ -51,6 +51,13 @@ def test_the_suite_resumes_skips_what_is_done_and_tabulates_the_runs(tmp_path):
   assert _lines(dmc_table.run_dir(fresh, "pets", "fast/PointMass")) == _lines(run)
   dmc_table.run_suite(cut, **kw)                           # done: nothing runs again
   assert dmc_table.read_status(cut)["pets fast/PointMass"]["sessions"] == 2
+  # The table a `run` of one row writes keeps the rows the folder has (the other driver's sac),
+  # and the default suite's when the row belongs to it.
+  other.update(agent="sac", task="fast/PointMass")
+  status_file.write_text(json.dumps({**dmc_table.read_status(cut), "sac fast/PointMass": other}))
+  assert dmc_table.table_scope(cut, ["pets"], list(TASKS)) == (["pets", "sac"], list(TASKS))
+  agents, tasks = dmc_table.table_scope(cut, ["sac"], ["dmc/CheetahRun"])
+  assert agents == list(dmc_table.AGENTS) and tasks == [*dmc_table.TASKS, "fast/PointMass"]
 
   rows = dmc_table.report(cut, ("pets",), TASKS, report_at=(100, 200, 10_000))
   (row,) = rows
