@@ -318,9 +318,11 @@ def summarise(out, agents=AGENTS, tasks=TASKS, report_at=REPORT_AT) -> list[dict
       steps, returns = curve(path)
       entry = status.get(f"{agent} {task}", {})
       records = _records(path)
-      # A driver stopped from outside never wrote its status: the run's own clock then stands in
-      # (wmjax runs add it up over resumes).
-      wall = entry.get("wall_s") or (records[-1].get("wall_s") if records else None)
+      # A driver stopped from outside never wrote its status for that session: the run's own
+      # clock (wmjax runs add it up over resumes) then holds more, so the larger one counts.
+      walls = [w for w in (entry.get("wall_s"), records[-1].get("wall_s") if records else None)
+               if w]
+      wall = max(walls) if walls else None
       row = {"agent": agent, "task": task, "evaluations": int(steps.size),
              "env_steps": int(steps[-1]) if steps.size else 0,
              "wall_s": wall, "device": entry.get("device"),
