@@ -238,10 +238,12 @@ def run_suite(out, agents=AGENTS, tasks=TASKS, env_steps: int = 100_000, seeds: 
       steps = agent_steps_for(agent, task, env_steps, presets.get(agent), agent_sets)
       start = time.time()
       algo = get_algo(agent)
+      fresh = {"wall_s": 0.0, "sessions": 0}   # a run started again counts its own time only
       if algo.external_train is not None:   # brax: no resume; an unfinished run starts again
         if path.exists():
           echo(f"{key}: brax cannot resume; starting it again")
           shutil.rmtree(path)
+        entry.update(fresh)
         path.parent.mkdir(parents=True, exist_ok=True)
         algo.external_train(task, steps=steps, seeds=seeds, out=path, sets=agent_sets,
                             progress=progress)
@@ -252,6 +254,8 @@ def run_suite(out, agents=AGENTS, tasks=TASKS, env_steps: int = 100_000, seeds: 
           echo(f"{key}: {path} has no checkpoint to resume from; starting it again")
           shutil.rmtree(path)
           resume = False
+        if not resume:
+          entry.update(fresh)
         echo(f"{key}: {'resuming' if resume else 'starting'} ({steps} agent steps, "
              f"{seeds} seeds, preset {presets.get(agent)})")
         if resume:

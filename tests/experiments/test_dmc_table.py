@@ -39,6 +39,7 @@ def test_the_suite_resumes_skips_what_is_done_and_tabulates_the_runs(tmp_path):
   fresh = tmp_path / "fresh"
   shutil.copytree(cut, fresh, ignore=shutil.ignore_patterns("checkpoints"))
   dmc_table.run_suite(fresh, **kw)
+  assert dmc_table.read_status(fresh)["pets fast/PointMass"]["sessions"] == 1   # its own time
   # Another driver's row (written meanwhile into the same status file) is kept.
   other = {"wall_s": 5.0, "sessions": 1, "finished": False}
   status_file = dmc_table._status_path(cut)  # noqa: SLF001
