@@ -11,8 +11,9 @@ benchmark settles it on the device it runs on: for each R in ``--runs``, one Dre
 - vmapped over the runs: one program, the run axis batched into every op;
 - mapped over the runs: one program that updates the runs in sequence;
 
-and writes the median time per call, per run, XLA's FLOP count per call and the grouped
-convolutions of each program (JSON, ``--out``).
+and writes the median time per call, per run, the matrix-product FLOPs per call (scan bodies
+times their length, ``harness.matmul_flops``) and the grouped convolutions of each program
+(JSON, ``--out``).
 
     python benchmarks/vmapped_convs.py --out benchmarks/results/vmapped_convs-cpu.json
     python benchmarks/vmapped_convs.py --size debug --batch 2 --seq-len 8 --image 16 --runs 1 2
@@ -29,6 +30,7 @@ import time
 
 import jax
 import jax.numpy as jnp
+from harness import matmul_flops
 from timing import time_stats, write_json  # benchmarks/timing.py (this folder is on sys.path)
 
 from wmjax import envs, presets
@@ -40,15 +42,6 @@ def grouped_convs(compiled_text: str) -> list[int]:
   """The feature group counts above 1 of the compiled program's convolutions."""
   return sorted({int(g) for g in re.findall(r"feature_group_count=(\d+)", compiled_text)
                  if int(g) > 1})
-
-
-def flops(compiled) -> float | None:
-  try:
-    cost = compiled.cost_analysis()
-  except Exception:  # noqa: BLE001 -- not every backend reports it
-    return None
-  cost = cost[0] if isinstance(cost, list | tuple) else cost
-  return float(cost["flops"]) if cost and "flops" in cost else None
 
 
 def main() -> None:
@@ -104,7 +97,8 @@ def main() -> None:
       compiled = jitted.lower(sub, keys).compile()
       r = time_stats(jitted, sub, keys, repeats=args.repeats, max_seconds=args.max_seconds)
       r.update(runs=runs, form=form, seconds_per_run=r["seconds"] / runs,
-               flops=flops(compiled), grouped_convs=grouped_convs(compiled.as_text()))
+               grouped_convs=grouped_convs(compiled.as_text()))
+      r["matmul_flops"], r["flops_exact"] = matmul_flops(fn, sub, keys)
       result["rows"].append(r)
       print(f"  {runs} run(s), {form:4s}: {r['seconds'] * 1e3:9.1f} ms per update "
             f"({r['seconds_per_run'] * 1e3:8.1f} ms per run), grouped convs "
