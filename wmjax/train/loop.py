@@ -491,6 +491,30 @@ def load_run(run_dir: str | pathlib.Path, *, replace: dict | None = None,
   return algo, built, state, saved, step
 
 
+_EVALUATE_PROGRAMS: dict = {}
+
+
+def _evaluate_program(saved: dict, replace: dict, built: Built):
+  """The jitted, vmapped evaluation of runs built from ``saved`` with ``replace``: one per
+  setting, so evaluating a run's checkpoints one after another (or a sweep's runs of one
+  program) compiles once. ``built.program.evaluate`` is a new closure at every build, which
+  ``jax.jit`` alone would compile again."""
+  from wmjax.envs import registry
+
+  try:   # an env registered again (a notebook's new version of it) is another program
+    env_entry = id(registry.entry(saved["env"]))
+  except (ValueError, TypeError):   # a game outside the registry (pgx, MuZero's)
+    env_entry = None
+  key = json.dumps([{k: v for k, v in saved.items() if k not in ("seed", "seeds", "jax")},
+                    {k: repr(v) for k, v in sorted(replace.items())}, env_entry],
+                   sort_keys=True, default=repr)
+  if key not in _EVALUATE_PROGRAMS:
+    if len(_EVALUATE_PROGRAMS) >= 8:   # a notebook going through many runs keeps the last few
+      _EVALUATE_PROGRAMS.pop(next(iter(_EVALUATE_PROGRAMS)))
+    _EVALUATE_PROGRAMS[key] = jax.jit(jax.vmap(built.program.evaluate))
+  return _EVALUATE_PROGRAMS[key]
+
+
 def evaluate_run(run_dir: str | pathlib.Path, *, episodes: int = 5, seed: int = 123,
                  sets=()):
   """Evaluates a run's last checkpoint: ``({metric: [runs, episodes]}, saved, step, algo)``.
@@ -521,5 +545,5 @@ def evaluate_run(run_dir: str | pathlib.Path, *, episodes: int = 5, seed: int = 
   hypers = axis.hypers(built.hyper)
   hypers = hypers._replace(**{k: jnp.full_like(getattr(hypers, k), v)
                               for k, v in hyper_updates.items()})
-  results = jax.jit(jax.vmap(built.program.evaluate))(state, keys, hypers)
+  results = _evaluate_program(saved, replace, built)(state, keys, hypers)
   return {k: np.asarray(v).reshape(axis.size, -1) for k, v in results.items()}, saved, step, algo
