@@ -150,7 +150,8 @@ def _finished(path: pathlib.Path, env_steps: int, agent: str) -> bool:
 
 
 RANDOM_EPISODES = 16
-RANDOM_ACTION_REPEAT = 4   # the presets' repeat on DM Control (without a wmjax agent to ask)
+# The random row's action repeat: Dreamer's, MBPO's and brax SAC's on DM Control (PETS's is 8).
+RANDOM_ACTION_REPEAT = 4
 
 
 def _random_path(out: pathlib.Path) -> pathlib.Path:
@@ -164,8 +165,8 @@ def read_random(out) -> dict:
 
 def random_returns(out, tasks=TASKS, episodes: int = RANDOM_EPISODES, echo=print,
                    action_repeat=lambda task: RANDOM_ACTION_REPEAT) -> dict:
-  """Each task's uniform-random policy's return (``episodes`` episodes at the agents' action
-  repeat, key 0), the floor of its row; computed once per task, kept in ``OUT/random.json``."""
+  """Each task's uniform-random policy's return (``episodes`` episodes at ``action_repeat``,
+  key 0), the floor of its row; computed once per task, kept in ``OUT/random.json``."""
   import jax
 
   from wmjax import envs
@@ -200,22 +201,12 @@ def run_suite(out, agents=AGENTS, tasks=TASKS, env_steps: int = 100_000, seeds: 
   pass. Returns the status: per run, ``wall_s`` over sessions, ``device``, ``finished``."""
   from wmjax.train import loop
   from wmjax.train.algos import get_algo
-  from wmjax.train.loop import settings_for
 
   out = pathlib.Path(out)
   out.mkdir(parents=True, exist_ok=True)
   presets = {**PRESETS, **(presets or {})}
   sets = sets or {}
-  ours = [a for a in agents if get_algo(a).external_train is None]
-
-  def repeat(task):   # the first wmjax agent's, as its preset sets it for the task
-    if not ours:
-      return RANDOM_ACTION_REPEAT
-    config, _, _ = settings_for(get_algo(ours[0]), task, list(sets.get(ours[0], ())),
-                                presets.get(ours[0]))
-    return config.action_repeat
-
-  random_returns(out, tasks, echo=echo, action_repeat=repeat)
+  random_returns(out, tasks, echo=echo)
   status = read_status(out)
   mine: dict = {}
   t0 = time.time()
