@@ -7,11 +7,12 @@
 #      whether vmapped pixel runs compile to slow grouped convolutions (vmapped_convs.py);
 #   2. pixel cartpole swing-up (64x64) with the CPU run's settings (the xsmall-cpu preset at
 #      action repeat 8, 2 seeds, 100k env steps: 2,875 updates of 258 GFLOP per seed, about
-#      7 CPU-hours per seed on the 2-core CPU), as a sweep beside model_lr 1e-3 (the `fast`
-#      preset's fix for the pixel point mass's blind phase): one vmapped program of 4 runs,
-#      stopping cleanly (--minutes) if it runs out of time;
-#   3. pixel Dreamer with DreamerV3's small model at its train ratio 512 (the small-gpu preset):
-#      updates/s and the training iteration's env steps/s (dreamer_throughput.py);
+#      7 CPU-hours per seed on the 2-core CPU) at model_lr 1e-3, the learning rate that moved
+#      first on the H200 (2026-11-30): one vmapped program of 2 runs, stopping cleanly
+#      (--minutes) if it runs out of time (4 runs took 0.31 s per update, 15 min for 2,875);
+#   3. (THROUGHPUT=1 only; measured on the H200) pixel Dreamer with DreamerV3's small model at
+#      its train ratio 512 (the small-gpu preset): updates/s and the training iteration's env
+#      steps/s (dreamer_throughput.py);
 #   4. MinAtar Breakout with the xsmall-cpu preset (action repeat 1, 2 seeds) for the time left:
 #      the first stretch of its 500k agent steps (125k updates at train ratio 256).
 # Everything lands under $OUT (8 files at most come back): session.txt (versions, progress),
@@ -62,7 +63,7 @@ else
   BREAKOUT=(--env minatar/Breakout --preset xsmall-cpu --set eval_every=25 --steps 500000)
   CONVS=(--runs 1 4 --repeats 3 --max-seconds 10)
   RUN_MIN=0
-  RESERVE_S=200
+  RESERVE_S=$(( ${THROUGHPUT:-0} == 1 ? 200 : 90 ))
 fi
 
 # 1. Rendering, alone on the GPU.
@@ -83,13 +84,13 @@ W="python3 -m wmjax.cli"
 MIN=$(python3 -c "print(max($RUN_MIN, ($(left) - $RESERVE_S) / 60))")
 log "pixel sweep gets $MIN minutes"
 timeout "$(( $(left) - 30 ))" $W sweep dreamer "${PIXELS[@]}" --seeds 2 --minutes "$MIN" \
-  --grid model_lr=3e-4,1e-3 --out $RUNS/dreamer-pixel-cartpole --no-progress \
+  --grid model_lr=1e-3 --out $RUNS/dreamer-pixel-cartpole --no-progress \
   > "$OUT/pixel-cartpole.log" 2>&1
 log "pixel sweep done (rc $?)"
 tar czf "$OUT/runs.tgz" --exclude=checkpoints $RUNS
 
 # 3. DreamerV3's small pixel model at train ratio 512, alone on the GPU.
-[ "${SKIP_BENCH:-0}" = 1 ] || timeout "$(( $(left) - 30 ))" python3 \
+[ "${SKIP_BENCH:-0}" = 1 ] || [ "${THROUGHPUT:-0}" != 1 ] || timeout "$(( $(left) - 30 ))" python3 \
   benchmarks/dreamer_throughput.py "${DREAMER[@]}" \
   --out "$OUT/dreamer_throughput-pixels-gpu.json" >> "$OUT/bench.log" 2>&1
 log "dreamer throughput done (rc $?)"
