@@ -303,6 +303,14 @@ def largest_drop(values: np.ndarray) -> tuple[float, float, float]:
   return peak, float(peak - np.min(values[peak_index:])), float(values[-1])
 
 
+def _action_repeat(path: pathlib.Path) -> int | None:
+  """The run's action repeat, as its ``config.json`` holds it (brax's runs too)."""
+  try:
+    return int(json.loads((path / "config.json").read_text())["config"]["action_repeat"])
+  except (FileNotFoundError, KeyError, TypeError, ValueError):
+    return None
+
+
 def summarise(out, agents=AGENTS, tasks=TASKS, report_at=REPORT_AT) -> list[dict]:
   out = pathlib.Path(out)
   status = read_status(out)
@@ -322,7 +330,7 @@ def summarise(out, agents=AGENTS, tasks=TASKS, report_at=REPORT_AT) -> list[dict
              "env_steps": int(steps[-1]) if steps.size else 0,
              "wall_s": wall, "device": entry.get("device"),
              "finished": entry.get("finished", False), "preset": entry.get("preset"),
-             "at": {}}
+             "action_repeat": _action_repeat(path), "at": {}}
       for at in report_at:
         v = value_at(steps, returns, at)
         if v is not None:
@@ -389,8 +397,8 @@ def markdown(rows: list[dict], report_at=REPORT_AT, matrix_at: int = MATRIX_AT,
            "(ANCHORS.md) at 200k env steps = 100k agent steps at action repeat 2.", "",
            "| task | agent | " + " | ".join(f"{a / 1000:g}k" for a in reached)
            + " | DreamerV3 200k | TD-MPC2 200k | ours / better anchor | peak / drop after "
-           "/ final | wall-clock | device |",
-           "|" + "---|" * (len(reached) + 8)]
+           "/ final | action repeat | wall-clock | device |",
+           "|" + "---|" * (len(reached) + 9)]
   for row in rows:
     anchors = ANCHORS.get(row["task"], {})
     vs = row.get("vs_anchor")
@@ -402,7 +410,8 @@ def markdown(rows: list[dict], report_at=REPORT_AT, matrix_at: int = MATRIX_AT,
     lines.append(
         f"| {row['task']} | {row['agent']} | " + " | ".join(_cell(row, a) for a in reached)
         + f" | {anchors.get('DreamerV3', ('·',))[0]} | {anchors.get('TD-MPC2', ('·',))[0]} | "
-        f"{frac} | {stab} | {wall} | {row.get('device') or '·'} |")
+        f"{frac} | {stab} | {row.get('action_repeat') or '·'} | {wall} | "
+        f"{row.get('device') or '·'} |")
   measured = [r for r in rows if r.get("diagnostics")]
   if measured:
     lines += ["", "What the runs logged, first -> last record (mean over seeds): the model's "

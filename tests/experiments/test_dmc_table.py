@@ -72,6 +72,7 @@ def test_the_suite_resumes_skips_what_is_done_and_tabulates_the_runs(tmp_path):
   assert row["diagnostics"]["model/val_mse"] == (mse[0], mse[-1])
   table = (cut / "table.md").read_text()
   assert "| fast/PointMass | pets |" in table and "| 0.1k | 0.2k |" in table
+  assert row["action_repeat"] == 1 and "| action repeat | wall-clock |" in table
   # tasks x agents at the budget: a run short of it shows its last evaluation and its env steps
   random = dmc_table.read_random(cut)["fast/PointMass"]
   assert random["episodes"] == dmc_table.RANDOM_EPISODES and 0 < random["mean"] < 50
