@@ -93,6 +93,23 @@ def test_dreamer_discrete_actions_learn():
   assert set(np.unique(actions.argmax(-1))) == set(range(5))
 
 
+def test_a_new_runs_replay_is_fitted_to_what_it_collects():
+  """``wmjax train`` shrinks a replay bigger than all a run collects to exactly that (prefill
+  400 + 2 iterations x 100 agent steps), and the agent builds with it; tests/replay checks that
+  such a replay samples what the bigger one does."""
+  from wmjax.train import algos
+
+  fit = algos.get_algo("dreamer").fit_to_length
+  config = presets.defaults("dreamer", "fast/PointMass")[0]
+  fitted, note = fit(config, 600)
+  assert config.replay_capacity == 100_000 and fitted.replay_capacity == 600
+  assert "100,000 -> 600" in note
+  assert fit(fitted, 600) == (fitted, None)
+  assert fit(config, 10**7)[0].replay_capacity == 100_000   # a longer run keeps the preset's
+  assert fit(config, 300) == (config, None)   # all prefill: the build's error says why
+  dreamer_lib.make_dreamer(envs.make("fast/PointMass"), fitted)
+
+
 def _fake_env(obs_shape):
   return types.SimpleNamespace(spec=Spec(obs_shape=obs_shape, action_shape=(2,)),
                                steps_per_episode=10, name="fake")

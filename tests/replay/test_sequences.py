@@ -132,6 +132,20 @@ def test_add_chunk_equals_repeated_add_step(prefill, steps):
   jax.tree.map(np.testing.assert_array_equal, by_chunk, by_steps)
 
 
+def test_a_replay_that_never_fills_samples_the_same_for_any_bigger_capacity():
+  """Dreamer fits a new run's replay to the steps the run collects: until a ring wraps, its
+  capacity changes nothing that is sampled (same key, same sequences)."""
+  seqs = []
+  for capacity in (3 * 40, 3 * 1000):
+    buffer = init_sequence_buffer(_EXAMPLE, 3, capacity)
+    for t0 in range(0, 40, 10):
+      buffer = _add_chunk(buffer, _chunk(3, t0, 10))
+    seqs.append(_sample(buffer, jax.random.PRNGKey(2), 16, 8))
+  assert int(buffer.count) == 40
+  jax.tree.map(np.testing.assert_array_equal, *seqs)
+  _check_sequences(seqs[0], 40, 40, 8)
+
+
 def test_jit_matches_eager_and_traced_underfull_count_does_not_crash():
   buf = add_chunk(init_sequence_buffer(_EXAMPLE, 2, 12), _chunk(2, 0, 8))   # wrapped
   key = jax.random.key(3)

@@ -29,12 +29,15 @@ def pixel_run(tmp_path_factory):
   result = _invoke("train", "dreamer", *PIXELS, "--out", out, "--no-progress")
   assert result.exit_code == 0, result.output
   assert "reconstructions.png" in result.output
+  # The replay holds what the run collects (1,900 agent steps), not the preset's 100k.
+  assert "replay_capacity 100,000 -> 1,900" in result.output
   return out
 
 
 def test_pixel_run_writes_curve_reconstructions_and_checkpoints(pixel_run):
   config = json.loads((pixel_run / "config.json").read_text())
   assert config["algo"] == "dreamer" and config["derived"]["spec"]["obs_shape"] == [8, 8, 3]
+  assert config["config"]["replay_capacity"] == 1900
   records = [json.loads(x) for x in (pixel_run / "metrics.jsonl").read_text().splitlines()]
   assert [r["iteration"] for r in records] == [1, 2, 3]
   assert records[-1]["agent_steps"] >= 1800 and records[-1]["env_steps"] >= 1800

@@ -56,6 +56,10 @@ class Algo:
   external_train: Callable[..., Any] | None = None
   # An agent whose Hyper mirrors Config fields (tabular Dyna) derives it here after --set.
   hyper_from_config: Callable[[Any, Any], Any] | None = None
+  # A new run's settings fitted to its length, before it is built and saved:
+  # (config, steps) -> (config, a line saying what changed, or None). Resumed and loaded runs
+  # keep what their config.json holds.
+  fit_to_length: Callable[[Any, int], tuple[Any, str | None]] | None = None
   # An offline agent learns from a fixed dataset (``--dataset PATH``, the Config field
   # ``dataset``); its env, action repeat and episode length default to the dataset's.
   offline: bool = False
@@ -179,11 +183,9 @@ register(Algo(
 DREAMER_CHUNK = 5   # training iterations per jitted call (one metrics line each)
 
 
-def _build_dreamer(env_name, steps, config, hyper) -> Built:
-  from wmjax.agents import dreamer as dreamer_lib
-
-  env = _env(env_name, config)
-  dreamer = dreamer_lib.make_dreamer(env, config)
+def _dreamer_iterations(config, steps: int) -> tuple[int, int, int]:
+  """``(training iterations, iterations per chunk, agent steps collected in all)`` of a run of
+  ``steps`` agent steps: whole chunks of iterations, after the random prefill."""
   rows = config.num_envs * config.steps_per_iteration
   prefill_rows = config.prefill_iterations * rows
   if steps <= prefill_rows:
@@ -193,6 +195,31 @@ def _build_dreamer(env_name, steps, config, hyper) -> Built:
   iterations = math.ceil((steps - prefill_rows) / rows)
   chunk = min(DREAMER_CHUNK, iterations)
   iterations = math.ceil(iterations / chunk) * chunk   # whole chunks: one compiled program
+  return iterations, chunk, prefill_rows + iterations * rows
+
+
+def _fit_dreamer(config, steps: int):
+  """A replay bigger than all a run collects only costs memory (and checkpoint size): nothing
+  would ever be dropped from it, so the one that holds exactly the run's steps samples the same
+  sequences (tested). A 64x64 pixel run of 100k agent steps keeps 1.2 GB of frames per run
+  instead of DreamerV3's 1M-step buffer's 12 GB."""
+  try:
+    collected = _dreamer_iterations(config, steps)[2]
+  except ValueError:
+    return config, None   # too short a run: the build says why
+  if config.replay_capacity <= collected:
+    return config, None
+  note = (f"replay_capacity {config.replay_capacity:,} -> {collected:,}: the run collects "
+          f"{collected:,} agent steps in all, so a bigger replay would only hold memory")
+  return dataclasses.replace(config, replay_capacity=collected), note
+
+
+def _build_dreamer(env_name, steps, config, hyper) -> Built:
+  from wmjax.agents import dreamer as dreamer_lib
+
+  env = _env(env_name, config)
+  dreamer = dreamer_lib.make_dreamer(env, config)
+  iterations, chunk, _ = _dreamer_iterations(config, steps)
   repeat = config.action_repeat
   program = Program(
       init=dreamer.init, phases=(Phase("train", dreamer.train_iteration, iterations, chunk),),
@@ -221,7 +248,7 @@ def _dreamer_hook(ctx: HookContext) -> None:
 register(Algo(
     "dreamer", "Dreamer", "Dreamer (V3-style): RSSM world model; actor and critic trained in "
     "imagination", ("wmjax.agents.dreamer", "DreamerConfig", "DreamerHyper"),
-    _build_dreamer,
+    _build_dreamer, fit_to_length=_fit_dreamer,
     length_help="Agent steps of real data in all, random prefill included (each agent step is "
     "action_repeat env steps); rounded up to whole chunks of training iterations. Default: the "
     "preset's (12,500: 100k env steps on dmc/CartpoleSwingup at action repeat 8).",

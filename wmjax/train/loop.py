@@ -227,6 +227,10 @@ def train(algo_name: str, env_name: str | None = None, *, out: str | pathlib.Pat
       raise ValueError(f"--{algo.length_name} must be >= 1, got {steps}")
     if echo is not None:
       echo(f"{algo.title} on {env_name}: {resolved.describe(env_name)}")
+    if algo.fit_to_length is not None and steps is not None:
+      config, note = algo.fit_to_length(config, steps)
+      if note and echo is not None:
+        echo(f"  {note}")
   axis = resolve_axis(resume, saved, seeds, seed, run_axis)
   runs = axis.size   # seeds x hyperparameter points
   built = algo.build(env_name, steps, config, hyper)   # bad settings fail before any folder
