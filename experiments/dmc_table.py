@@ -3,6 +3,7 @@ per agent for the whole suite, beside DreamerV3's and TD-MPC2's published return
 
     python experiments/dmc_table.py run                 # the default table (resumes; many hours)
     python experiments/dmc_table.py run --minutes 50    # work for 50 minutes, then stop cleanly
+    python experiments/dmc_table.py run --jobs 2        # two rows at a time (one per CPU core)
     python experiments/dmc_table.py run --agents pets --tasks dmc/CartpoleBalance
     python experiments/dmc_table.py random              # the random policy's row (run does it)
     python experiments/dmc_table.py report              # table + figures from what has run
@@ -194,11 +195,63 @@ def _has_checkpoint(path: pathlib.Path) -> bool:
   return checkpoints.is_dir() and any(checkpoints.iterdir())
 
 
+def _lock_path(path: pathlib.Path) -> pathlib.Path:
+  return path.with_name(path.name + ".lock")
+
+
+def _alive(pid: int) -> bool:
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:   # someone else's process: alive
+    return True
+  return True
+
+
+def claim(path: pathlib.Path) -> bool:
+  """Takes the row's lock, ``<run folder>.lock`` holding this process's pid, so that several
+  drivers (``--jobs``, or commands started by hand) never train one row at once. False if a
+  live process holds it; a lock whose process is gone is taken over. Atomic on one host (the
+  pid file is linked into place); not meant for a filesystem shared between hosts."""
+  lock = _lock_path(path)
+  lock.parent.mkdir(parents=True, exist_ok=True)
+  tmp = lock.with_name(f"{lock.name}.{os.getpid()}.tmp")
+  tmp.write_text(str(os.getpid()))
+  try:
+    for _ in range(2):
+      try:
+        os.link(tmp, lock)
+        return True
+      except FileExistsError:
+        try:
+          pid = int(lock.read_text())
+        except (FileNotFoundError, ValueError):
+          pid = 0
+        if pid and _alive(pid):
+          return False
+        lock.unlink(missing_ok=True)   # stale: its driver was killed
+    return False
+  finally:
+    tmp.unlink(missing_ok=True)
+
+
+def release(path: pathlib.Path) -> None:
+  lock = _lock_path(path)
+  try:
+    if int(lock.read_text()) == os.getpid():
+      lock.unlink()
+  except (FileNotFoundError, ValueError):
+    pass
+
+
 def run_suite(out, agents=AGENTS, tasks=TASKS, env_steps: int = 100_000, seeds: int = 2,
               presets: dict | None = None, sets: dict | None = None,
               minutes: float | None = None, progress: bool = True, echo=print) -> dict:
   """Trains what is missing of agents x tasks (resuming what stopped) until done or ``minutes``
-  pass. Returns the status: per run, ``wall_s`` over sessions, ``device``, ``finished``."""
+  pass. Returns the status: per run, ``wall_s`` over sessions, ``device``, ``finished``.
+  A row another live driver holds (its lock) is left to it; each row's status is read and
+  written when the row is taken up, so drivers running side by side keep each other's."""
   from wmjax.train import loop
   from wmjax.train.algos import get_algo
 
@@ -207,60 +260,89 @@ def run_suite(out, agents=AGENTS, tasks=TASKS, env_steps: int = 100_000, seeds: 
   presets = {**PRESETS, **(presets or {})}
   sets = sets or {}
   random_returns(out, tasks, echo=echo)
-  status = read_status(out)
-  mine: dict = {}
   t0 = time.time()
   for task in tasks:
     for agent in agents:
       key = f"{agent} {task}"
       path = run_dir(out, agent, task)
-      entry = mine[key] = status.get(key, {"wall_s": 0.0, "sessions": 0})
-      entry.update(agent=agent, task=task, env_steps_budget=env_steps, seeds=seeds,
-                   preset=presets.get(agent, "brax defaults"), path=str(path.relative_to(out)))
+      describe = dict(agent=agent, task=task, env_steps_budget=env_steps, seeds=seeds,
+                      preset=presets.get(agent, "brax defaults"),
+                      path=str(path.relative_to(out)))
       if path.exists() and _finished(path, env_steps, agent):
-        entry["finished"] = True
+        entry = read_status(out).get(key)
+        if entry is None or not entry.get("finished"):
+          _write_status(out, {key: {"wall_s": 0.0, "sessions": 0, **(entry or {}), **describe,
+                                    "finished": True}})
         continue
       left = None if minutes is None else minutes - (time.time() - t0) / 60
       if left is not None and left <= 0:
         echo(f"out of time: {key} not started")
-        entry["finished"] = False
         continue
-      agent_sets = list(sets.get(agent, ()))
-      steps = agent_steps_for(agent, task, env_steps, presets.get(agent), agent_sets)
-      start = time.time()
-      algo = get_algo(agent)
-      fresh = {"wall_s": 0.0, "sessions": 0}   # a run started again counts its own time only
-      if algo.external_train is not None:   # brax: no resume; an unfinished run starts again
-        if path.exists():
-          echo(f"{key}: brax cannot resume; starting it again")
-          shutil.rmtree(path)
-        entry.update(fresh)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        algo.external_train(task, steps=steps, seeds=seeds, out=path, sets=agent_sets,
-                            progress=progress)
-      else:
-        resume = (path / "config.json").exists()
-        if resume and not _has_checkpoint(path):
-          # e.g. a fresh clone: metrics are committed, checkpoints are not (.gitignore)
-          echo(f"{key}: {path} has no checkpoint to resume from; starting it again")
-          shutil.rmtree(path)
-          resume = False
-        if not resume:
-          entry.update(fresh)
-        echo(f"{key}: {'resuming' if resume else 'starting'} ({steps} agent steps, "
-             f"{seeds} seeds, preset {presets.get(agent)})")
-        if resume:
-          loop.train(agent, None, out=path, resume=True, progress=progress, minutes=left)
-        else:
-          loop.train(agent, task, out=path, steps=steps, seeds=seeds, sets=agent_sets,
-                     preset=presets.get(agent), progress=progress, minutes=left, echo=echo)
-      entry["wall_s"] += time.time() - start
-      entry["sessions"] += 1
-      entry["device"] = device_label()
-      entry["finished"] = _finished(path, env_steps, agent)
-      _write_status(out, {key: entry})
-  _write_status(out, mine)
+      if not claim(path):
+        echo(f"{key}: another driver is training it ({_lock_path(path)}); skipped")
+        continue
+      try:
+        entry = {"wall_s": 0.0, "sessions": 0, **read_status(out).get(key, {}), **describe}
+        _train_row(out, key, path, entry, agent, task, env_steps, seeds, presets.get(agent),
+                   list(sets.get(agent, ())), left, progress, echo, loop, get_algo(agent))
+      finally:
+        release(path)
   return read_status(out)
+
+
+def _train_row(out, key, path, entry, agent, task, env_steps, seeds, preset, agent_sets, left,
+               progress, echo, loop, algo) -> None:
+  steps = agent_steps_for(agent, task, env_steps, preset, agent_sets)
+  start = time.time()
+  fresh = {"wall_s": 0.0, "sessions": 0}   # a run started again counts its own time only
+  if algo.external_train is not None:   # brax: no resume; an unfinished run starts again
+    if path.exists():
+      echo(f"{key}: brax cannot resume; starting it again")
+      shutil.rmtree(path)
+    entry.update(fresh)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    algo.external_train(task, steps=steps, seeds=seeds, out=path, sets=agent_sets,
+                        progress=progress)
+  else:
+    resume = (path / "config.json").exists()
+    if resume and not _has_checkpoint(path):
+      # e.g. a fresh clone: metrics are committed, checkpoints are not (.gitignore)
+      echo(f"{key}: {path} has no checkpoint to resume from; starting it again")
+      shutil.rmtree(path)
+      resume = False
+    if not resume:
+      entry.update(fresh)
+    echo(f"{key}: {'resuming' if resume else 'starting'} ({steps} agent steps, "
+         f"{seeds} seeds, preset {preset})")
+    if resume:
+      loop.train(agent, None, out=path, resume=True, progress=progress, minutes=left)
+    else:
+      loop.train(agent, task, out=path, steps=steps, seeds=seeds, sets=agent_sets,
+                 preset=preset, progress=progress, minutes=left, echo=echo)
+  entry["wall_s"] += time.time() - start
+  entry["sessions"] += 1
+  entry["device"] = device_label()
+  entry["finished"] = _finished(path, env_steps, agent)
+  _write_status(out, {key: entry})
+
+
+def run_jobs(argv: list[str], jobs: int, echo=print) -> None:
+  """``jobs`` drivers side by side, each this command as one job (``--jobs 1``): each takes the
+  next row no other holds. On a CPU-only JAX one process keeps about one core busy (XLA:CPU
+  runs most ops of a program on one thread), so ``--jobs`` = cores fills the machine; on a
+  GPU the jobs share it (memory is allocated as needed, not preallocated)."""
+  import subprocess
+
+  env = {**os.environ, "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
+  children = []
+  for i in range(jobs):
+    cmd = [sys.executable, str(pathlib.Path(__file__).resolve()), *argv, "--jobs", "1",
+           "--no-report", "--no-progress"]
+    children.append(subprocess.Popen(cmd, env=env))
+    echo(f"job {i}: pid {children[-1].pid}")
+  codes = [c.wait() for c in children]
+  if any(codes):
+    raise SystemExit(f"a job failed (exit codes {codes}); the others' rows are kept")
 
 
 # --- the report ------------------------------------------------------------------------------
@@ -527,14 +609,28 @@ def main(argv=None) -> int:
   parser.add_argument("--preset", action="append", help="agent=preset (one for the suite)")
   parser.add_argument("--set", action="append", help="agent=key=value, a setting for every task")
   parser.add_argument("--no-progress", action="store_true")
+  parser.add_argument("--jobs", type=int, default=1,
+                      help="drivers side by side, each on the next row no other holds (CPU: "
+                      "one per core)")
+  parser.add_argument("--no-report", action="store_true", help=argparse.SUPPRESS)
   args = parser.parse_args(argv)
+  if args.jobs < 1:
+    parser.error(f"--jobs must be >= 1, got {args.jobs}")
   agents, tasks = args.agents.split(","), args.tasks.split(",")
   if args.command == "random":   # only the random policy's returns (``run`` computes them too)
     random_returns(args.out, tasks)
-  if args.command == "run":
+  if args.command == "run" and args.jobs > 1:
+    random_returns(args.out, tasks)   # once, before the jobs
+    argv = list(sys.argv[1:] if argv is None else argv)
+    run_jobs([a for i, a in enumerate(argv) if a != "--jobs"
+              and not (i and argv[i - 1] == "--jobs") and not a.startswith("--jobs=")],
+             args.jobs)
+  elif args.command == "run":
     run_suite(args.out, agents, tasks, args.env_steps, args.seeds, _pairs(args.preset, "preset"),
               {a: v for a, v in _pairs(args.set, "set").items()}, args.minutes,
               not args.no_progress)
+  if args.no_report:
+    return 0
   if args.command == "run":   # the table keeps every row the folder has, not only this run's
     agents, tasks = table_scope(args.out, agents, tasks)
   rows = report(args.out, agents, tasks)

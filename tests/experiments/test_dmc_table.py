@@ -4,6 +4,7 @@ uninterrupted run), skips what is finished, and its table reads the runs' own ev
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import shutil
 import sys
@@ -80,3 +81,26 @@ def test_the_suite_resumes_skips_what_is_done_and_tabulates_the_runs(tmp_path):
           in table)
   assert (cut / "all_tasks.png").stat().st_size > 5_000
   assert (cut / "curves" / "fast-PointMass.png").exists()
+
+
+def test_a_row_another_live_driver_holds_is_left_to_it(tmp_path):
+  """Drivers side by side (``--jobs``, or two commands) never train one row at once: a row whose
+  lock a live process holds is skipped, and a lock left by a killed driver is taken over."""
+  import subprocess
+
+  path = dmc_table.run_dir(tmp_path, "pets", "fast/PointMass")
+  lock = path.with_name(path.name + ".lock")
+  assert dmc_table.claim(path) and lock.read_text() == str(os.getpid())
+  lines = []
+  dmc_table.run_suite(tmp_path, agents=("pets",), tasks=TASKS, env_steps=200, seeds=2,
+                      presets={"pets": "fast"}, sets=SETS, progress=False, echo=lines.append)
+  assert not path.exists() and any("another driver is training it" in x for x in lines)
+  assert "pets fast/PointMass" not in dmc_table.read_status(tmp_path)
+  dmc_table.release(path)
+  assert not lock.exists()
+  gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                        capture_output=True, text=True, check=True).stdout.strip()
+  lock.write_text(gone)   # a driver that was killed while training the row
+  assert dmc_table.claim(path) and lock.read_text() != gone
+  dmc_table.release(path)
+  assert not lock.exists() and not list(lock.parent.glob("*.tmp"))
