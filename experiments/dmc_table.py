@@ -14,7 +14,7 @@ missing and resumes what stopped (wmjax agents continue from their last checkpoi
 that did not finish starts again, since brax cannot resume its replay), so the table fills over
 several sessions. Checkpoints are not committed (.gitignore): in a fresh clone a run that did not
 finish starts again, unless its last checkpoint is carried (``git add -f``; a PETS checkpoint is
-about 4 MB, a vector Dreamer one 45 MB for 2 seeds). Every (agent, task) uses the agent's one
+about 4 MB, a vector Dreamer one about 33 MB for 2 seeds). Every (agent, task) uses the agent's one
 preset (``--preset agent=name``); only action repeat may differ per suite, and the presets fix it
 for DM Control. Nothing is tuned per task: where a task fails, the table shows it.
 
@@ -368,11 +368,16 @@ def value_at(steps: np.ndarray, returns: np.ndarray, at: int) -> np.ndarray | No
 
 def diagnostics(records: list[dict], keys) -> dict:
   """``{key: (first, last)}``: each key's mean over seeds at the first and the last record
-  that logged it."""
+  that logged it (seeds without a value, JSON's null for NaN, are left out: a chunk in which
+  no training episode ended logs none)."""
   out = {}
   for key in keys:
-    values = [float(np.mean(r[key])) for r in records if r.get(key) is not None]
-    values = [v for v in values if math.isfinite(v)]
+    values = []
+    for r in records:
+      seeds = [v for v in np.atleast_1d(np.asarray(r.get(key), dtype=object)).ravel()
+               if v is not None and math.isfinite(float(v))]
+      if seeds:
+        values.append(float(np.mean(np.asarray(seeds, float))))
     if values:
       out[key] = (values[0], values[-1])
   return out

@@ -104,3 +104,9 @@ def test_a_row_another_live_driver_holds_is_left_to_it(tmp_path):
   assert dmc_table.claim(path) and lock.read_text() != gone
   dmc_table.release(path)
   assert not lock.exists() and not list(lock.parent.glob("*.tmp"))
+
+
+def test_diagnostics_leave_out_seeds_without_a_value():
+  """A chunk in which no training episode ended logs null (NaN) for that seed."""
+  records = [{"k": [[1.0, 2.0]]}, {"k": [3.0, None]}, {"k": [None, None]}, {"other": 1.0}]
+  assert dmc_table.diagnostics(records, ["k", "missing"]) == {"k": (1.5, 3.0)}
