@@ -252,9 +252,6 @@ def run_suite(out, agents=AGENTS, tasks=TASKS, env_steps: int = 100_000, seeds: 
   pass. Returns the status: per run, ``wall_s`` over sessions, ``device``, ``finished``.
   A row another live driver holds (its lock) is left to it; each row's status is read and
   written when the row is taken up, so drivers running side by side keep each other's."""
-  from wmjax.train import loop
-  from wmjax.train.algos import get_algo
-
   out = pathlib.Path(out)
   out.mkdir(parents=True, exist_ok=True)
   presets = {**PRESETS, **(presets or {})}
@@ -284,14 +281,19 @@ def run_suite(out, agents=AGENTS, tasks=TASKS, env_steps: int = 100_000, seeds: 
       try:
         entry = {"wall_s": 0.0, "sessions": 0, **read_status(out).get(key, {}), **describe}
         _train_row(out, key, path, entry, agent, task, env_steps, seeds, presets.get(agent),
-                   list(sets.get(agent, ())), left, progress, echo, loop, get_algo(agent))
+                   list(sets.get(agent, ())), left, progress, echo)
       finally:
         release(path)
   return read_status(out)
 
 
 def _train_row(out, key, path, entry, agent, task, env_steps, seeds, preset, agent_sets, left,
-               progress, echo, loop, algo) -> None:
+               progress, echo) -> None:
+  """Trains (or resumes) one claimed row and writes its status entry."""
+  from wmjax.train import loop
+  from wmjax.train.algos import get_algo
+
+  algo = get_algo(agent)
   steps = agent_steps_for(agent, task, env_steps, preset, agent_sets)
   start = time.time()
   fresh = {"wall_s": 0.0, "sessions": 0}   # a run started again counts its own time only
