@@ -15,11 +15,12 @@ with adaptive clipping; the latent state of replayed sequences starts from zeros
 replay context). The actor learns by dynamics backprop for continuous actions and by REINFORCE
 for discrete ones (``actor_grad=auto``, DreamerV3's choice; DreamerV2 found REINFORCE
 substantially better than straight-through on Atari). ``actor_grad=dynamics`` also takes
-discrete actions, as straight-through one-hot samples (DreamerV2's option). At the 10^3 updates
-of a CPU test it is the one that learns (``fast/PointMassDiscrete`` after 1,125 updates, 2
-seeds: straight-through 34 and 38, REINFORCE 17 and 32, uniform random 26), so the ``fast``
-preset uses it; on MinAtar Breakout it drove one seed's policy entropy from 1.10 to 0.05 nats
-within 50 updates, so it is not the default.
+discrete actions, as straight-through one-hot samples (DreamerV2's option). It learns in fewer
+updates: on ``fast/PointMassDiscrete`` (the ``fast`` preset, 2 seeds, uniform random 26)
+straight-through reaches 37 and 44 after 1,125 updates, REINFORCE 29 and 38, then 41 and 42 by
+2,375 and 46 and 45 by 10^4 (experiments/results/dreamer-discrete-reinforce). So the ``fast``
+preset, sized for tests of 10^3 updates, uses straight-through; on MinAtar Breakout it drove one
+seed's policy entropy from 1.10 to 0.05 nats within 50 updates, so it is not the default.
 """
 
 from __future__ import annotations
