@@ -1,0 +1,40 @@
+"""experiments/cartpole_policy_stats.py: its figures match a hand count on a made-up episode,
+and a run of another task is refused with the reason."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "experiments"))
+
+import cartpole_policy_stats  # noqa: E402
+
+
+def test_stats_count_what_the_pole_and_cart_did():
+  # Two episodes of 10 agent steps. The first holds the pole for 6 steps, then it falls below
+  # horizontal for 2; the second holds it throughout.
+  cos = np.array([[1, 1, .99, .98, .97, .96, .5, -.2, -.6, .3], [1.] * 10])
+  obs = np.zeros((2, 10, 5))
+  obs[..., 1] = cos
+  obs[0, :, 0] = np.linspace(0, -0.9, 10)
+  action = np.full((2, 10, 1), -0.5)
+  action[1] = 0.1
+  reward = np.ones((2, 10)) * np.array([[0.5], [1.0]])
+  s = cartpole_policy_stats.stats(obs, action, reward)
+  assert s["returns"] == [5.0, 10.0] and s["agent_steps"] == 10
+  assert s["upright_share"] == 0.8 and s["below_horizontal_share"] == 0.1
+  assert s["first_step_not_upright"] == [6, 10]
+  assert s["cart_offset_max"] == 0.9 and s["cart_offset_mean"] == pytest.approx(0.225, abs=1e-3)
+  assert s["abs_action_mean"] == 0.3
+
+
+def test_a_run_of_another_task_is_refused(tmp_path, capsys):
+  (tmp_path / "config.json").write_text(json.dumps({"env": "fast/PointMass", "seeds": 1}))
+  with pytest.raises(SystemExit):
+    cartpole_policy_stats.main([str(tmp_path)])
+  assert "not of a cart-pole task" in capsys.readouterr().err
