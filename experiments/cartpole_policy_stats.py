@@ -8,8 +8,9 @@ For ``dmc/Cartpole*`` runs of any agent (``wmjax.load``): DM Control's cart-pole
 ``[cart position, cos(pole angle), sin(pole angle), cart velocity, pole angular velocity]``, and
 its reward is the product of ``(1 + cos) / 2``, a centred cart, a small action and a slow pole.
 Printed per seed: the episodes' returns, the share of agent steps with the pole upright (cos >
-0.95) and below horizontal (cos < 0), the first agent step at which the pole leaves upright,
-the mean and largest cart offset, and the mean |action|. A few seconds per seed after
+0.95) and below horizontal (cos < 0), the first agent step at which the pole is upright and the
+share it stays upright from then on (swing-up), the first at which it is not (balance), the
+mean and largest cart offset, and the mean |action|. A few seconds per seed after
 compilation.
 """
 
@@ -47,12 +48,16 @@ def rollout(agent, key, episodes: int):
 def stats(obs: np.ndarray, action: np.ndarray, reward: np.ndarray) -> dict:
   cart, cos = np.abs(obs[..., 0]), obs[..., 1]
   upright = cos > 0.95
-  first_fall = [int(np.argmax(~u)) if (~u).any() else len(u) for u in upright]
+  first = lambda flags: [int(np.argmax(f)) if f.any() else len(f) for f in flags]
+  reached = first(upright)
+  held = [u[t:].mean() for u, t in zip(upright, reached, strict=True) if t < len(u)]
   returns = np.asarray(reward, np.float64).sum(1).round(1).tolist()
   return {"returns": returns, "agent_steps": int(obs.shape[1]),
           "upright_share": round(float(upright.mean()), 3),
           "below_horizontal_share": round(float((cos < 0).mean()), 3),
-          "first_step_not_upright": first_fall,
+          "first_step_upright": reached,       # swing-up: when the pole first gets there
+          "upright_share_after_reaching": round(float(np.mean(held)), 3) if held else None,
+          "first_step_not_upright": first(~upright),   # balance: when the pole first falls
           "cart_offset_mean": round(float(cart.mean()), 3),
           "cart_offset_max": round(float(cart.max()), 3),
           "abs_action_mean": round(float(np.abs(action).mean()), 3)}
@@ -76,9 +81,12 @@ def main(argv=None):
     agent = wmjax.load(args.run, seed=seed)
     s = stats(*rollout(agent, jax.random.PRNGKey(args.seed), args.episodes))
     out["seeds"][seed] = s
+    held = s["upright_share_after_reaching"]
+    held = "never" if held is None else f"held {held:.0%} after that"
     print(f"seed {seed}: returns {s['returns']}; pole upright {s['upright_share']:.0%} of "
-          f"{s['agent_steps']} agent steps, below horizontal {s['below_horizontal_share']:.0%}, "
-          f"first leaves upright at {s['first_step_not_upright']}; cart offset mean "
+          f"{s['agent_steps']} agent steps, below horizontal {s['below_horizontal_share']:.0%}; "
+          f"first upright at {s['first_step_upright']}, {held}; first off upright at "
+          f"{s['first_step_not_upright']}; cart offset mean "
           f"{s['cart_offset_mean']:.2f}, max {s['cart_offset_max']:.2f}; |action| mean "
           f"{s['abs_action_mean']:.2f}")
   if args.json:
