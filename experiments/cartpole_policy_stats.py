@@ -10,8 +10,9 @@ its reward is the product of ``(1 + cos) / 2``, a centred cart, a small action a
 Printed per seed: the episodes' returns, the share of agent steps with the pole upright (cos >
 0.95) and below horizontal (cos < 0), the first agent step at which the pole is upright and the
 share it stays upright from then on (swing-up), the first at which it is not (balance), the
-mean and largest cart offset, and the mean |action|. A few seconds per seed after
-compilation.
+mean and largest cart offset, and the mean |action|. ``--model-check`` (Dreamer runs) adds
+whether the world model predicts the pole's first fall, 15 agent steps ahead under the actions
+really taken. A few seconds per seed after compilation.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ import wmjax
 
 
 def rollout(agent, key, episodes: int):
-  """``obs`` [E, T, 5], ``action`` [E, T, 1] and ``reward`` [E, T] of full episodes."""
+  """``obs`` [E, T, 5] (what the agent saw at t), ``action`` [E, T, 1] (what it did) and
+  ``reward`` [E, T] (what that earned) of full episodes."""
   env = agent.env
 
   def episode(key):
@@ -37,12 +39,46 @@ def rollout(agent, key, episodes: int):
     def body(carry, key_t):
       state, policy_carry = carry
       policy_carry, action = agent.act(policy_carry, state.obs, key_t)
-      state = env.step(state, action)
-      return (state, policy_carry), (state.obs, action, state.reward)
+      after = env.step(state, action)
+      return (after, policy_carry), (state.obs, action, after.reward)
 
     return jax.lax.scan(body, start, jax.random.split(key_act, env.steps_per_episode))[1]
 
   return jax.device_get(jax.jit(jax.vmap(episode))(jax.random.split(key, episodes)))
+
+
+def model_check(agent, obs, action, reward, start: int, horizon: int = 15) -> dict:
+  """Dreamer only: does its world model see the pole's fall coming? Filters one real episode
+  (``obs`` [T, 5], ``action`` [T, 1], ``reward`` [T]) up to ``start``, then rolls the model's
+  prior ``horizon`` steps under the actions the policy really took, and returns the real and
+  predicted cos(pole angle) and reward over those steps."""
+  from wmjax.agents import dreamer as dreamer_lib
+  from wmjax.models import rssm
+  from wmjax.nets import heads
+
+  fns = dreamer_lib.make_dreamer(agent.env, agent.config)
+  wm, params = fns.world_model, agent.state.params["model"]
+  horizon = min(horizon, len(obs) - start - 1)
+
+  @jax.jit
+  def predict(obs, action):
+    embed = wm.encode(params, fns.preprocess(obs)[None])
+    is_first = jax.numpy.zeros((1, len(obs))).at[0, 0].set(1.0)
+    posts, _ = wm.observe(params, jax.random.PRNGKey(0), embed, action[None], is_first)
+    begin = jax.tree.map(lambda x: x[:, start], posts)
+    states = wm.imagine_actions(params, jax.random.PRNGKey(1), begin,
+                                action[None, start:start + horizon])
+    feat = rssm.features(states)[0]                      # [horizon + 1, F]: start first
+    return heads.symexp(wm.decode(params, feat))[:, 1], wm.reward(params, feat[1:])
+
+  cos, rew = jax.device_get(predict(obs, action))
+  real_cos, real_rew = obs[start:start + horizon + 1, 1], reward[start:start + horizon]
+  return {"start": start, "horizon": horizon,
+          "real_cos": np.round(real_cos, 3).tolist(), "predicted_cos": np.round(cos, 3).tolist(),
+          "real_reward": np.round(real_rew, 3).tolist(),
+          "predicted_reward": np.round(rew, 3).tolist(),
+          "cos_error_max": round(float(np.abs(cos - real_cos).max()), 3),
+          "reward_error_mean": round(float(np.abs(rew - real_rew).mean()), 3)}
 
 
 def stats(obs: np.ndarray, action: np.ndarray, reward: np.ndarray) -> dict:
@@ -70,16 +106,24 @@ def main(argv=None):
   parser.add_argument("--episodes", type=int, default=4)
   parser.add_argument("--seed", type=int, default=7, help="key of the episodes")
   parser.add_argument("--json", type=pathlib.Path, help="also write the figures here")
+  parser.add_argument("--model-check", action="store_true",
+                      help="Dreamer runs: from 12 agent steps before the pole first falls, "
+                      "the world model's 15-step prediction of the pole and the reward "
+                      "under the actions really taken, against what happened")
   args = parser.parse_args(argv)
   config = json.loads((args.run / "config.json").read_text())
   env_name = config.get("env", "")
   if "Cartpole" not in env_name:
     parser.error(f"{args.run} is a run of {env_name or 'an unknown env'}, not of a cart-pole task")
+  if args.model_check and config.get("algo") != "dreamer":
+    parser.error(f"--model-check reads a Dreamer world model; {args.run} is a "
+                 f"{config.get('algo')} run")
   seeds = int(config.get("seeds", 1))
   out = {"run": str(args.run), "env": env_name, "seeds": {}}
   for seed in range(seeds):
     agent = wmjax.load(args.run, seed=seed)
-    s = stats(*rollout(agent, jax.random.PRNGKey(args.seed), args.episodes))
+    episodes = rollout(agent, jax.random.PRNGKey(args.seed), args.episodes)
+    s = stats(*episodes)
     out["seeds"][seed] = s
     held = s["upright_share_after_reaching"]
     held = "never" if held is None else f"held {held:.0%} after that"
@@ -89,6 +133,16 @@ def main(argv=None):
           f"{s['first_step_not_upright']}; cart offset mean "
           f"{s['cart_offset_mean']:.2f}, max {s['cart_offset_max']:.2f}; |action| mean "
           f"{s['abs_action_mean']:.2f}")
+    fall = s["first_step_not_upright"][0]
+    if args.model_check and 0 < fall < s["agent_steps"]:
+      check = model_check(agent, *(x[0] for x in episodes), start=max(fall - 12, 0))
+      s["model_check"] = check
+      print(f"  episode 0, from agent step {check['start']} (the pole leaves upright at {fall}):"
+            f" cos real {np.round(check['real_cos'][::3], 2).tolist()}, the model's "
+            f"{np.round(check['predicted_cos'][::3], 2).tolist()} (largest error "
+            f"{check['cos_error_max']:.2f}); reward real "
+            f"{np.round(check['real_reward'][::3], 2).tolist()}, the model's "
+            f"{np.round(check['predicted_reward'][::3], 2).tolist()}")
   if args.json:
     args.json.write_text(json.dumps(out, indent=1) + "\n")
     print(f"wrote {args.json}")
