@@ -9,10 +9,10 @@ For ``dmc/Cartpole*`` runs of any agent (``wmjax.load``): DM Control's cart-pole
 its reward is the product of ``(1 + cos) / 2``, a centred cart, a small action and a slow pole.
 Printed per seed: the episodes' returns, the share of agent steps with the pole upright (cos >
 0.95) and below horizontal (cos < 0), the first agent step at which the pole is upright and the
-share it stays upright from then on (swing-up), the first at which it is not (balance), the
+share it stays upright from then on (swing-up), the first at which it falls from there, the
 mean and largest cart offset, and the mean |action|. ``--model-check`` (Dreamer runs) adds
-whether the world model predicts the pole's first fall, 15 agent steps ahead under the actions
-really taken. A few seconds per seed after compilation.
+whether the world model predicts the pole's first fall from upright, 15 agent steps ahead under
+the actions really taken. A few seconds per seed after compilation.
 """
 
 from __future__ import annotations
@@ -93,7 +93,9 @@ def stats(obs: np.ndarray, action: np.ndarray, reward: np.ndarray) -> dict:
           "below_horizontal_share": round(float((cos < 0).mean()), 3),
           "first_step_upright": reached,       # swing-up: when the pole first gets there
           "upright_share_after_reaching": round(float(np.mean(held)), 3) if held else None,
-          "first_step_not_upright": first(~upright),   # balance: when the pole first falls
+          # when it first leaves upright after getting there (balance: from the start)
+          "first_step_falls": [t + first([~u[t:]])[0] for u, t in zip(upright, reached,
+                                                                        strict=True)],
           "cart_offset_mean": round(float(cart.mean()), 3),
           "cart_offset_max": round(float(cart.max()), 3),
           "abs_action_mean": round(float(np.abs(action).mean()), 3)}
@@ -129,13 +131,14 @@ def main(argv=None):
     held = "never" if held is None else f"held {held:.0%} after that"
     print(f"seed {seed}: returns {s['returns']}; pole upright {s['upright_share']:.0%} of "
           f"{s['agent_steps']} agent steps, below horizontal {s['below_horizontal_share']:.0%}; "
-          f"first upright at {s['first_step_upright']}, {held}; first off upright at "
-          f"{s['first_step_not_upright']}; cart offset mean "
+          f"first upright at {s['first_step_upright']}, {held}; first falls at "
+          f"{s['first_step_falls']}; cart offset mean "
           f"{s['cart_offset_mean']:.2f}, max {s['cart_offset_max']:.2f}; |action| mean "
           f"{s['abs_action_mean']:.2f}")
-    fall = s["first_step_not_upright"][0]
+    fall = s["first_step_falls"][0]
     if args.model_check and 0 < fall < s["agent_steps"]:
-      check = model_check(agent, *(x[0] for x in episodes), start=max(fall - 12, 0))
+      start = max(fall - 12, s["first_step_upright"][0])
+      check = model_check(agent, *(x[0] for x in episodes), start=start)
       s["model_check"] = check
       print(f"  episode 0, from agent step {check['start']} (the pole leaves upright at {fall}):"
             f" cos real {np.round(check['real_cos'][::3], 2).tolist()}, the model's "

@@ -28,7 +28,7 @@ def test_stats_count_what_the_pole_and_cart_did():
   s = cartpole_policy_stats.stats(obs, action, reward)
   assert s["returns"] == [5.0, 10.0] and s["agent_steps"] == 10
   assert s["upright_share"] == 0.8 and s["below_horizontal_share"] == 0.1
-  assert s["first_step_not_upright"] == [6, 10] and s["first_step_upright"] == [0, 0]
+  assert s["first_step_falls"] == [6, 10] and s["first_step_upright"] == [0, 0]
   assert s["upright_share_after_reaching"] == 0.8
   assert s["cart_offset_max"] == 0.9 and s["cart_offset_mean"] == pytest.approx(0.225, abs=1e-3)
   assert s["abs_action_mean"] == 0.3
@@ -39,7 +39,7 @@ def test_a_swing_up_is_timed_from_when_the_pole_first_gets_up():
   obs = np.zeros((2, 8, 5))
   obs[..., 1] = cos
   s = cartpole_policy_stats.stats(obs, np.zeros((2, 8, 1)), np.zeros((2, 8)))
-  assert s["first_step_upright"] == [3, 8] and s["first_step_not_upright"] == [0, 0]
+  assert s["first_step_upright"] == [3, 8] and s["first_step_falls"] == [6, 8]
   assert s["upright_share_after_reaching"] == 0.8   # 4 of the 5 steps from step 3; never: left out
 
 
