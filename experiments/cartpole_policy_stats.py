@@ -25,6 +25,9 @@ import jax
 import numpy as np
 
 import wmjax
+from wmjax.agents import dreamer as dreamer_lib
+from wmjax.models import rssm
+from wmjax.nets import heads
 
 
 def rollout(agent, key, episodes: int):
@@ -52,10 +55,6 @@ def model_check(agent, obs, action, reward, start: int, horizon: int = 15) -> di
   (``obs`` [T, 5], ``action`` [T, 1], ``reward`` [T]) up to ``start``, then rolls the model's
   prior ``horizon`` steps under the actions the policy really took, and returns the real and
   predicted cos(pole angle) and reward over those steps."""
-  from wmjax.agents import dreamer as dreamer_lib
-  from wmjax.models import rssm
-  from wmjax.nets import heads
-
   fns = dreamer_lib.make_dreamer(agent.env, agent.config)
   wm, params = fns.world_model, agent.state.params["model"]
   horizon = min(horizon, len(obs) - start - 1)
