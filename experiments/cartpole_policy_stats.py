@@ -32,22 +32,10 @@ from wmjax.nets import heads
 
 def rollout(agent, key, episodes: int):
   """``obs`` [E, T, 5] (what the agent saw at t), ``action`` [E, T, 1] (what it did) and
-  ``reward`` [E, T] (what that earned) of full episodes."""
-  env = agent.env
-
-  def episode(key):
-    key_reset, key_act = jax.random.split(key)
-    start = (env.reset(key_reset), agent.init(key_reset))
-
-    def body(carry, key_t):
-      state, policy_carry = carry
-      policy_carry, action = agent.act(policy_carry, state.obs, key_t)
-      after = env.step(state, action)
-      return (after, policy_carry), (state.obs, action, after.reward)
-
-    return jax.lax.scan(body, start, jax.random.split(key_act, env.steps_per_episode))[1]
-
-  return jax.device_get(jax.jit(jax.vmap(episode))(jax.random.split(key, episodes)))
+  ``reward`` [E, T] (what that earned) of full episodes: the episodes that ``wmjax eval``
+  scores for ``key`` (:meth:`wmjax.loaded.LoadedAgent.trajectories`)."""
+  traj = jax.device_get(jax.jit(agent.trajectories, static_argnums=1)(key, episodes))
+  return traj.obs, traj.actions, traj.rewards
 
 
 def model_check(agent, obs, action, reward, start: int, horizon: int = 15) -> dict:

@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 import jax
 
 from wmjax.agents.base import Policy
-from wmjax.rl.rollout import policy_returns
+from wmjax.rl.rollout import Trajectories, policy_returns, policy_trajectories
 from wmjax.types import Array, Key
 
 __all__ = ["Checkpoint", "LoadedAgent", "checkpoints", "load"]
@@ -73,11 +73,21 @@ class LoadedAgent:
   def episode_returns(self, key: Key, episodes: int) -> Array:
     """Returns ``[episodes]`` of full episodes in the env, in parallel: what the run's own
     evaluator reports for ``key`` (for agents evaluated by episode return)."""
+    self._check_env()
+    return policy_returns(self.env, self.policy, self.state, self.hyper, key, episodes,
+                          self.deterministic)
+
+  def trajectories(self, key: Key, episodes: int) -> Trajectories:
+    """The episodes of :meth:`episode_returns` for ``key``, every step recorded: what the policy
+    saw, did and earned (:class:`~wmjax.rl.rollout.Trajectories`, axes ``[episodes, T]``)."""
+    self._check_env()
+    return policy_trajectories(self.env, self.policy, self.state, self.hyper, key, episodes,
+                               self.deterministic)
+
+  def _check_env(self) -> None:
     if not hasattr(self.env, "reset"):   # a pgx Game (MuZero): init/step take keys
       raise TypeError(f"{self.env_name} is a game, not an env: run its episodes with "
                       "wmjax.agents.arena.play_episodes or play_match")
-    return policy_returns(self.env, self.policy, self.state, self.hyper, key, episodes,
-                          self.deterministic)
 
   def with_deterministic(self, deterministic: bool) -> LoadedAgent:
     """The same run, acting by the policy's mode (True) or by sampling (False)."""

@@ -80,6 +80,10 @@ def test_a_loaded_seed_scores_what_the_runs_evaluator_reports(tiny_run, name):
   if name not in ("muzero", "dyna"):   # the same, in one vmapped program
     np.testing.assert_allclose(agent.episode_returns(run_keys[1], episodes), reported[1],
                                rtol=1e-4, atol=1e-3)
+  if name == "pets":   # the same episodes, every step recorded
+    traj = agent.trajectories(run_keys[1], episodes)
+    assert traj.obs.shape[:2] == (episodes, agent.env.steps_per_episode)
+    np.testing.assert_allclose(traj.returns(), reported[1], rtol=1e-4, atol=1e-3)
 
 
 def test_a_loaded_agent_acts_on_a_batch_under_vmap_and_jit(tiny_run):
