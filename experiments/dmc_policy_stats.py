@@ -1,18 +1,21 @@
-"""Where a cart-pole policy loses its return: rolls a trained run's policy and measures the pole
-and the cart, per seed.
+"""Where a DM Control pole policy loses its return: rolls a trained run's policy and measures the
+pole (and the cart), per seed. For cart-pole and pendulum tasks.
 
-    cd experiments && python cartpole_policy_stats.py results/dmc-table/pets/dmc-CartpoleBalance
-    python experiments/cartpole_policy_stats.py RUN --episodes 8 --json stats.json
+    python experiments/dmc_policy_stats.py experiments/results/dmc-table/pets/dmc-CartpoleBalance
+    python experiments/dmc_policy_stats.py RUN --episodes 8 --json stats.json
 
-For ``dmc/Cartpole*`` runs of any agent (``wmjax.load``): DM Control's cart-pole observation is
-``[cart position, cos(pole angle), sin(pole angle), cart velocity, pole angular velocity]``, and
-its reward is the product of ``(1 + cos) / 2``, a centred cart, a small action and a slow pole.
-Printed per seed: the episodes' returns, the share of agent steps with the pole upright (cos >
-0.95) and below horizontal (cos < 0), the first agent step at which the pole is upright and the
-share it stays upright from then on (swing-up), the first at which it falls from there, the
-mean and largest cart offset, and the mean |action|. ``--model-check`` (Dreamer runs) adds
-whether the world model predicts the pole's first fall from upright, 15 agent steps ahead under
-the actions really taken. A few seconds per seed after compilation.
+For ``dmc/Cartpole*`` and ``dmc/PendulumSwingup`` runs of any agent (``wmjax.load``). Both
+observations hold cos(pole angle) at index 1: cart-pole's is ``[cart position, cos, sin, cart
+velocity, pole angular velocity]``, pendulum's ``[sin, cos, angular velocity]``. "Upright" is cos >
+0.95 for cart-pole (its reward is the product of ``(1 + cos) / 2``, a centred cart, a small action
+and a slow pole) and cos > cos(8 degrees) for pendulum (its reward: 1 there, 0 elsewhere). Printed
+per seed: the episodes' returns, the share of agent steps with the pole upright and below horizontal
+(cos < 0), the cos it starts at and the highest it reaches, the first agent step at which the pole
+is upright and the share it stays upright from then on (swing-up), the first at which it falls from
+there, the mean and largest cart offset (cart-pole), and the mean |action|. ``--model-check``
+(Dreamer runs) adds whether the world model predicts the pole's first fall from upright, 15 agent
+steps ahead under the actions really taken. The episodes are those that ``wmjax eval`` scores for
+the key (``--seed``). A few seconds per seed after compilation.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ def rollout(agent, key, episodes: int):
 
 def model_check(agent, obs, action, reward, start: int, horizon: int = 15) -> dict:
   """Dreamer only: does its world model see the pole's fall coming? Filters one real episode
-  (``obs`` [T, 5], ``action`` [T, 1], ``reward`` [T]) up to ``start``, then rolls the model's
+  (``obs`` [T, O], ``action`` [T, 1], ``reward`` [T]) up to ``start``, then rolls the model's
   prior ``horizon`` steps under the actions the policy really took, and returns the real and
   predicted cos(pole angle) and reward over those steps."""
   fns = dreamer_lib.make_dreamer(agent.env, agent.config)
@@ -68,9 +71,23 @@ def model_check(agent, obs, action, reward, start: int, horizon: int = 15) -> di
           "reward_error_mean": round(float(np.abs(rew - real_rew).mean()), 3)}
 
 
-def stats(obs: np.ndarray, action: np.ndarray, reward: np.ndarray) -> dict:
-  cart, cos = np.abs(obs[..., 0]), obs[..., 1]
-  upright = cos > 0.95
+# task name part -> (cos(angle) above which the pole counts as upright, whether obs[0] is a cart)
+TASKS = {"Cartpole": (0.95, True), "Pendulum": (float(np.cos(np.deg2rad(8))), False)}
+
+
+def task_of(env_name: str) -> tuple[float, bool]:
+  """``(upright bound, has a cart)`` of a run's env, or ``ValueError`` naming what is known."""
+  for part, spec in TASKS.items():
+    if env_name.startswith("dmc/") and part in env_name:
+      return spec
+  raise ValueError(f"{env_name or 'an unknown env'} is not a DM Control cart-pole or pendulum "
+                   f"task (known: dmc/{'*, dmc/'.join(TASKS)}*)")
+
+
+def stats(obs: np.ndarray, action: np.ndarray, reward: np.ndarray, upright_above: float = 0.95,
+          cart: bool = True) -> dict:
+  cos = obs[..., 1]
+  upright = cos > upright_above
   first = lambda flags: [int(np.argmax(f)) if f.any() else len(f) for f in flags]
   reached = first(upright)
   held = [u[t:].mean() for u, t in zip(upright, reached, strict=True) if t < len(u)]
@@ -78,20 +95,23 @@ def stats(obs: np.ndarray, action: np.ndarray, reward: np.ndarray) -> dict:
   return {"returns": returns, "agent_steps": int(obs.shape[1]),
           "upright_share": round(float(upright.mean()), 3),
           "below_horizontal_share": round(float((cos < 0).mean()), 3),
+          "start_cos": np.round(cos[:, 0].astype(np.float64), 3).tolist(),
+          "highest_cos": np.round(cos.max(1).astype(np.float64), 3).tolist(),
           "first_step_upright": reached,       # swing-up: when the pole first gets there
           "upright_share_after_reaching": round(float(np.mean(held)), 3) if held else None,
           # when it first leaves upright after getting there (balance: from the start)
           "first_step_falls": [t + first([~u[t:]])[0] for u, t in zip(upright, reached,
                                                                         strict=True)],
-          "cart_offset_mean": round(float(cart.mean()), 3),
-          "cart_offset_max": round(float(cart.max()), 3),
-          "abs_action_mean": round(float(np.abs(action).mean()), 3)}
+          "abs_action_mean": round(float(np.abs(action).mean()), 3),
+          **({"cart_offset_mean": round(float(np.abs(obs[..., 0]).mean()), 3),
+              "cart_offset_max": round(float(np.abs(obs[..., 0]).max()), 3)} if cart else {})}
 
 
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("run", type=pathlib.Path, help="a run folder of a dmc/Cartpole* task")
+  parser.add_argument("run", type=pathlib.Path,
+                      help="a run folder of a dmc/Cartpole* or dmc/PendulumSwingup task")
   parser.add_argument("--episodes", type=int, default=4)
   parser.add_argument("--seed", type=int, default=7, help="key of the episodes")
   parser.add_argument("--json", type=pathlib.Path, help="also write the figures here")
@@ -102,8 +122,10 @@ def main(argv=None):
   args = parser.parse_args(argv)
   config = json.loads((args.run / "config.json").read_text())
   env_name = config.get("env", "")
-  if "Cartpole" not in env_name:
-    parser.error(f"{args.run} is a run of {env_name or 'an unknown env'}, not of a cart-pole task")
+  try:
+    upright_above, cart = task_of(env_name)
+  except ValueError as e:
+    parser.error(f"{args.run}: {e}")
   if args.model_check and config.get("algo") != "dreamer":
     parser.error(f"--model-check reads a Dreamer world model; {args.run} is a "
                  f"{config.get('algo')} run")
@@ -112,16 +134,17 @@ def main(argv=None):
   for seed in range(seeds):
     agent = wmjax.load(args.run, seed=seed)
     episodes = rollout(agent, jax.random.PRNGKey(args.seed), args.episodes)
-    s = stats(*episodes)
+    s = stats(*episodes, upright_above=upright_above, cart=cart)
     out["seeds"][seed] = s
     held = s["upright_share_after_reaching"]
     held = "never" if held is None else f"held {held:.0%} after that"
     print(f"seed {seed}: returns {s['returns']}; pole upright {s['upright_share']:.0%} of "
           f"{s['agent_steps']} agent steps, below horizontal {s['below_horizontal_share']:.0%}; "
           f"first upright at {s['first_step_upright']}, {held}; first falls at "
-          f"{s['first_step_falls']}; cart offset mean "
-          f"{s['cart_offset_mean']:.2f}, max {s['cart_offset_max']:.2f}; |action| mean "
-          f"{s['abs_action_mean']:.2f}")
+          f"{s['first_step_falls']}; cos at the start {s['start_cos']}, highest "
+          f"{s['highest_cos']}; "
+          + (f"cart offset mean {s['cart_offset_mean']:.2f}, max {s['cart_offset_max']:.2f}; "
+             if cart else "") + f"|action| mean {s['abs_action_mean']:.2f}")
     fall = s["first_step_falls"][0]
     if args.model_check and 0 < fall < s["agent_steps"]:
       start = max(fall - 12, s["first_step_upright"][0])
