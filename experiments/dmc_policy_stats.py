@@ -115,6 +115,9 @@ def main(argv=None):
   parser.add_argument("--episodes", type=int, default=4)
   parser.add_argument("--seed", type=int, default=7, help="key of the episodes")
   parser.add_argument("--json", type=pathlib.Path, help="also write the figures here")
+  parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                      help="act with this setting instead of the run's, as `wmjax eval --set` "
+                      "(e.g. horizon=36: a longer planner on the trained model); repeatable")
   parser.add_argument("--model-check", action="store_true",
                       help="Dreamer runs: from 12 agent steps before the pole first falls, "
                       "the world model's 15-step prediction of the pole and the reward "
@@ -130,9 +133,9 @@ def main(argv=None):
     parser.error(f"--model-check reads a Dreamer world model; {args.run} is a "
                  f"{config.get('algo')} run")
   seeds = int(config.get("seeds", 1))
-  out = {"run": str(args.run), "env": env_name, "seeds": {}}
+  out = {"run": str(args.run), "env": env_name, "sets": args.set, "seeds": {}}
   for seed in range(seeds):
-    agent = wmjax.load(args.run, seed=seed)
+    agent = wmjax.load(args.run, seed=seed, sets=args.set)
     episodes = rollout(agent, jax.random.PRNGKey(args.seed), args.episodes)
     s = stats(*episodes, upright_above=upright_above, cart=cart)
     out["seeds"][seed] = s

@@ -26,9 +26,11 @@ import functools
 import json
 import math
 import pathlib
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
 
 from wmjax.agents.base import Policy
 from wmjax.rl.rollout import Trajectories, policy_returns, policy_trajectories
@@ -104,7 +106,8 @@ jax.tree_util.register_dataclass(LoadedAgent)
 
 
 def load(run_dir: str | pathlib.Path, *, run: int = 0, seed: int | None = None,
-         deterministic: bool | None = None, checkpoint: int | None = None) -> LoadedAgent:
+         deterministic: bool | None = None, checkpoint: int | None = None,
+         sets: Sequence[str] = ()) -> LoadedAgent:
   """Loads the last checkpoint (or ``checkpoint``) of one run of the run folder ``run_dir``.
 
   Runs of every agent load, brax's SAC and PPO (``wmjax train sac|ppo``) included (their
@@ -117,23 +120,31 @@ def load(run_dir: str | pathlib.Path, *, run: int = 0, seed: int | None = None,
   actions and for World Models' V, the mode otherwise). ``checkpoint``: the step of the
   checkpoint to load (see :func:`checkpoints`): env steps, the name of a brax run's
   ``checkpoints/seed_<i>/<step>`` folder; for wmjax's agents the chunk count, of which the last
-  two are kept. Default: the last.
+  two are kept. Default: the last. ``sets``: ``key=value`` settings to act with instead of the
+  run's, as ``wmjax eval --set`` (e.g. ``["horizon=36"]``: a longer planner on the trained
+  model); one that changes the checkpoint's arrays (an ensemble's size) is refused.
   """
-  from wmjax.train.loop import load_run, read_run_config
+  from wmjax.train.algos import get_algo
+  from wmjax.train.loop import acting_settings, load_run, read_run_config
 
   run_dir = pathlib.Path(run_dir)
   saved = read_run_config(run_dir)
   axis, run = _run_index(run_dir, saved, run, seed)
   if saved["algo"] in ("sac", "ppo"):
+    if sets:
+      raise ValueError(f"sets= is for wmjax's own agents; {run_dir} is a brax "
+                       f"{saved['algo']} run, which acts with its trained network as it is")
     return _load_brax(run_dir, saved, run, deterministic, checkpoint)
-  if checkpoint is None:
-    algo, built, state, saved, step = load_run(run_dir)
-  else:
-    algo, built, state, saved, step = load_run(run_dir, step=int(checkpoint))
+  sets = [sets] if isinstance(sets, str) else list(sets)
+  replace, hyper_updates = acting_settings(get_algo(saved["algo"]), saved, sets)
+  algo, built, state, saved, step = load_run(
+      run_dir, replace=replace or None, step=None if checkpoint is None else int(checkpoint))
   program = built.program
   if program.policy is None:
     raise NotImplementedError(f"the {algo.name} agent has no policy to act with")
   hypers = axis.hypers(built.hyper)
+  hypers = hypers._replace(**{k: jnp.full_like(getattr(hypers, k), v)
+                              for k, v in hyper_updates.items()})
   one = jax.tree.map(lambda x: x[run], (state, hypers))
   del state
   point_index, seed_index = axis.runs[run]

@@ -125,3 +125,19 @@ def test_loading_a_run_that_is_not_there_says_which_exist(tiny_run, kwargs, mess
 def test_loading_a_folder_without_a_run_is_a_clear_error(tmp_path):
   with pytest.raises(FileNotFoundError, match="config.json"):
     wmjax.load(tmp_path)
+
+
+def test_a_run_loads_to_act_with_other_settings_as_eval_does(tiny_run):
+  """``sets=``: a bigger planner on the trained model, the episodes ``wmjax eval --set`` scores;
+  a setting that changes the checkpoint's arrays is refused with the reason."""
+  run = tiny_run("pets").path
+  sets = ["population=32", "iterations=3"]
+  agent = wmjax.load(run, seed=1, sets=sets)
+  assert (agent.config.population, agent.config.iterations) == (32, 3)
+  assert wmjax.load(run, seed=1).config.population == 16
+  results, saved, *_ = loop.evaluate_run(run, episodes=EPISODES, seed=SEED, sets=sets)
+  run_keys = jax.random.split(jax.random.PRNGKey(SEED), saved["seeds"])
+  np.testing.assert_allclose(agent.episode_returns(run_keys[1], EPISODES),
+                             np.asarray(results["eval/episode_return"])[1], rtol=1e-4, atol=1e-3)
+  with pytest.raises(ValueError, match="changes the shapes of the checkpoint"):
+    wmjax.load(run, sets="ensemble_size=7")

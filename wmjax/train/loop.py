@@ -519,6 +519,23 @@ def _evaluate_program(saved: dict, replace: dict, built: Built):
   return _EVALUATE_PROGRAMS[key]
 
 
+def acting_settings(algo, saved: dict, sets=()) -> tuple[dict, dict]:
+  """``(replace, hyper_updates)``: the Config fields and Hyper values that ``key=value``
+  settings (as ``--set``) change from a run's own, to act with a trained state (see
+  :func:`load_run`, which refuses a field that changes the checkpoint's arrays)."""
+  from wmjax.train.overrides import apply_overrides, validate_hyper
+
+  if not sets:
+    return {}, {}
+  config, hyper = _saved_settings(algo, saved)
+  new_config, new_hyper = apply_overrides(config, hyper, list(sets))
+  validate_hyper(new_hyper)
+  replace = {f.name: getattr(new_config, f.name) for f in dataclasses.fields(config)
+             if getattr(new_config, f.name) != getattr(config, f.name)}
+  hyper_updates = {k: v for k, v in new_hyper._asdict().items() if v != getattr(hyper, k)}
+  return replace, hyper_updates
+
+
 def evaluate_run(run_dir: str | pathlib.Path, *, episodes: int = 5, seed: int = 123,
                  sets=()):
   """Evaluates a run's last checkpoint: ``({metric: [runs, episodes]}, saved, step, algo)``.
@@ -527,20 +544,12 @@ def evaluate_run(run_dir: str | pathlib.Path, *, episodes: int = 5, seed: int = 
   bigger planner (``population=800``) on the trained model; a Hyper value applies to every
   run. A setting that changes the checkpoint's arrays (an ensemble's size) is refused."""
   from wmjax.train.algos import get_algo
-  from wmjax.train.overrides import apply_overrides, validate_hyper
 
   if episodes < 1:
     raise ValueError(f"--episodes must be >= 1, got {episodes}")
   saved = read_run_config(run_dir)
   algo = get_algo(saved["algo"])
-  replace, hyper_updates = {}, {}
-  if sets:
-    config, hyper = _saved_settings(algo, saved)
-    new_config, new_hyper = apply_overrides(config, hyper, list(sets))
-    validate_hyper(new_hyper)
-    replace = {f.name: getattr(new_config, f.name) for f in dataclasses.fields(config)
-               if getattr(new_config, f.name) != getattr(config, f.name)}
-    hyper_updates = {k: v for k, v in new_hyper._asdict().items() if v != getattr(hyper, k)}
+  replace, hyper_updates = acting_settings(algo, saved, sets)
   if algo.eval_count_field:
     replace[algo.eval_count_field] = episodes
   algo, built, state, saved, step = load_run(run_dir, replace=replace or None)
