@@ -14,7 +14,8 @@ per seed: the episodes' returns, the share of agent steps with the pole upright 
 is upright and the share it stays upright from then on (swing-up), the first at which it falls from
 there, the mean and largest cart offset (cart-pole), and the mean |action|. ``--model-check``
 (Dreamer runs) adds whether the world model predicts the pole's first fall from upright, 15 agent
-steps ahead under the actions really taken. The episodes are those that ``wmjax eval`` scores for
+steps ahead under the actions really taken, and whether the critic's value there expects the fall
+(beside the real discounted return). The episodes are those that ``wmjax eval`` scores for
 the key (``--seed``). A few seconds per seed after compilation.
 """
 
@@ -41,11 +42,26 @@ def rollout(agent, key, episodes: int):
   return traj.obs, traj.actions, traj.rewards
 
 
-def model_check(agent, obs, action, reward, start: int, horizon: int = 15) -> dict:
-  """Dreamer only: does its world model see the pole's fall coming? Filters one real episode
-  (``obs`` [T, O], ``action`` [T, 1], ``reward`` [T]) up to ``start``, then rolls the model's
-  prior ``horizon`` steps under the actions the policy really took, and returns the real and
-  predicted cos(pole angle) and reward over those steps."""
+def discounted_returns(reward: np.ndarray, discount: float) -> np.ndarray:
+  """``G_t = sum_k discount^k reward[t + k]`` up to the episode's end, for every t."""
+  out, running = np.zeros(len(reward)), 0.0
+  for t in range(len(reward) - 1, -1, -1):
+    running = reward[t] + discount * running
+    out[t] = running
+  return out
+
+
+def model_check(agent, obs, action, reward, start: int, fall: int | None = None,
+                horizon: int = 15) -> dict:
+  """Dreamer only: does its world model see the pole's fall coming, and does its critic? Filters
+  one real episode (``obs`` [T, O], ``action`` [T, 1], ``reward`` [T]) up to ``start``, then
+  rolls the model's prior ``horizon`` steps under the actions the policy really took, and
+  returns the real and predicted cos(pole angle) and reward over those steps. ``critic``: the
+  critic's value of the filtered state at ``start``, at ``fall`` and 12 agent steps after it,
+  beside the real discounted return from there (the run's discount) and the return of holding
+  the pole from ``start`` on at its reward there (what the critic would say if it expected no
+  fall). The real return is cut at the episode's end, so it is comparable where 1 / (1 -
+  discount) steps remain."""
   fns = dreamer_lib.make_dreamer(agent.env, agent.config)
   wm, params = fns.world_model, agent.state.params["model"]
   horizon = min(horizon, len(obs) - start - 1)
@@ -55,20 +71,32 @@ def model_check(agent, obs, action, reward, start: int, horizon: int = 15) -> di
     embed = wm.encode(params, fns.preprocess(obs)[None])
     is_first = jax.numpy.zeros((1, len(obs))).at[0, 0].set(1.0)
     posts, _ = wm.observe(params, jax.random.PRNGKey(0), embed, action[None], is_first)
+    values = fns.value(agent.state.params["critic"], rssm.features(posts)[0])   # [T]
     begin = jax.tree.map(lambda x: x[:, start], posts)
     states = wm.imagine_actions(params, jax.random.PRNGKey(1), begin,
                                 action[None, start:start + horizon])
     feat = rssm.features(states)[0]                      # [horizon + 1, F]: start first
-    return heads.symexp(wm.decode(params, feat))[:, 1], wm.reward(params, feat[1:])
+    return (heads.symexp(wm.decode(params, feat))[:, 1], wm.reward(params, feat[1:]), values)
 
-  cos, rew = jax.device_get(predict(obs, action))
+  cos, rew, values = jax.device_get(predict(obs, action))
   real_cos, real_rew = obs[start:start + horizon + 1, 1], reward[start:start + horizon]
+  discount = float(agent.hyper.discount)
+  real_returns = discounted_returns(np.asarray(reward, np.float64), discount)
+  points = {"start": start}
+  if fall is not None and fall < len(obs):
+    points.update(fall=fall, after_fall=min(fall + 12, len(obs) - 1))
+  critic = {name: {"agent_step": t, "value": round(float(values[t]), 1),
+                   "real_return": round(float(real_returns[t]), 1)}
+            for name, t in points.items()}
+  critic["holding_return"] = round(float(reward[start]) / (1.0 - discount), 1)
+  critic["discount"] = discount
   return {"start": start, "horizon": horizon,
           "real_cos": np.round(real_cos, 3).tolist(), "predicted_cos": np.round(cos, 3).tolist(),
           "real_reward": np.round(real_rew, 3).tolist(),
           "predicted_reward": np.round(rew, 3).tolist(),
           "cos_error_max": round(float(np.abs(cos - real_cos).max()), 3),
-          "reward_error_mean": round(float(np.abs(rew - real_rew).mean()), 3)}
+          "reward_error_mean": round(float(np.abs(rew - real_rew).mean()), 3),
+          "critic": critic}
 
 
 # task name part -> (cos(angle) above which the pole counts as upright, whether obs[0] is a cart)
@@ -151,7 +179,7 @@ def main(argv=None):
     fall = s["first_step_falls"][0]
     if args.model_check and 0 < fall < s["agent_steps"]:
       start = max(fall - 12, s["first_step_upright"][0])
-      check = model_check(agent, *(x[0] for x in episodes), start=start)
+      check = model_check(agent, *(x[0] for x in episodes), start=start, fall=fall)
       s["model_check"] = check
       print(f"  episode 0, from agent step {check['start']} (the pole leaves upright at {fall}):"
             f" cos real {np.round(check['real_cos'][::3], 2).tolist()}, the model's "
@@ -159,6 +187,11 @@ def main(argv=None):
             f"{check['cos_error_max']:.2f}); reward real "
             f"{np.round(check['real_reward'][::3], 2).tolist()}, the model's "
             f"{np.round(check['predicted_reward'][::3], 2).tolist()}")
+      c = check["critic"]
+      print("  critic value (real discounted return) at "
+            + ", ".join(f"{name} {v['agent_step']}: {v['value']} ({v['real_return']})"
+                        for name, v in c.items() if isinstance(v, dict))
+            + f"; holding from the start would return {c['holding_return']}")
   if args.json:
     args.json.write_text(json.dumps(out, indent=1) + "\n")
     print(f"wrote {args.json}")

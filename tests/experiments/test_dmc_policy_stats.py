@@ -63,3 +63,8 @@ def test_a_pendulum_counts_upright_by_its_reward_bound_and_has_no_cart():
   assert "cart_offset_mean" not in s
   with pytest.raises(ValueError, match="not a DM Control"):
     dmc_policy_stats.task_of("dmc/CheetahRun")
+
+
+def test_discounted_returns_match_a_hand_sum():
+  g = dmc_policy_stats.discounted_returns(np.array([1.0, 0.0, 2.0]), 0.5)
+  np.testing.assert_allclose(g, [1 + 0.25 * 2, 0.5 * 2, 2.0])

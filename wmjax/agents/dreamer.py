@@ -228,6 +228,7 @@ class Dreamer(NamedTuple):
   model_config: rssm.WorldModelConfig
   preprocess: Callable    # (obs) -> obs as the model sees it
   acting: Policy          # acting in the env with a state (evaluation, wmjax.load)
+  value: Callable         # (critic params, feat) -> the critic's expected return [...]
 
 
 def _adam(clip: float, eps: float):
@@ -401,6 +402,9 @@ def make_dreamer(env, config: DreamerConfig) -> Dreamer:
     metrics["model/grad_norm"] = gnorm
     return params, opt_state, posts, metrics
 
+  def value(critic_p, feat):
+    return heads.twohot_mean(critic.apply(critic_p, feat), bins)
+
   def actor_critic_update(params, slow_critic, opt_state, retnorm, key, posts, batch, hyper):
     sg = jax.lax.stop_gradient
     model_params = params["model"]
@@ -413,9 +417,6 @@ def make_dreamer(env, config: DreamerConfig) -> Dreamer:
       starts = jax.tree.map(lambda x: x[idx], starts)
       terminal = terminal[idx]
     critic_params = params["critic"]
-
-    def value(critic_p, feat):
-      return heads.twohot_mean(critic.apply(critic_p, feat), bins)
 
     def actor_loss(actor_params):
       def pol(k, feat):
@@ -566,7 +567,7 @@ def make_dreamer(env, config: DreamerConfig) -> Dreamer:
                           acting.deterministic)
 
   return Dreamer(init, train_iteration, collect, update, evaluate, policy, wm, mcfg, preprocess,
-                 acting)
+                 acting, value)
 
 
 def param_count(params) -> int:
