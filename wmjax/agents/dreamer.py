@@ -570,6 +570,59 @@ def make_dreamer(env, config: DreamerConfig) -> Dreamer:
                  acting, value)
 
 
+def planning_objective(fns: Dreamer, params: dict, latent: rssm.RSSMState, discount,
+                       key: Key):
+  """The objective of :func:`planning_policy` from the latent ``latent`` (batch 1): action
+  sequences ``[N, H, A]`` -> ``sum_t discount^t r_t + discount^H V(s_H)`` ``[N]``, the prior
+  sampled with ``key`` whatever key the planner passes."""
+  wm = fns.world_model
+
+  def objective(_, actions):
+    start = jax.tree.map(lambda x: jnp.broadcast_to(x, (actions.shape[0],) + x.shape[1:]),
+                         latent)
+    feat = rssm.features(wm.imagine_actions(params["model"], key, start, actions))
+    reward = wm.reward(params["model"], feat[:, 1:])                 # [N, H]
+    powers = discount ** jnp.arange(actions.shape[1] + 1)
+    last = fns.value(params["critic"], feat[:, -1])                  # [N]
+    return reward @ powers[:-1] + powers[-1] * last
+
+  return objective
+
+
+def planning_policy(env, fns: Dreamer, planner, discount: float) -> Policy:
+  """Acting by planning in Dreamer's own world model instead of with its actor (MPC, as TD-MPC
+  plans with its model and value): filters each observation into the RSSM latent as the actor
+  does, then ``planner`` (e.g. :func:`wmjax.planners.make_cem`) searches action sequences of its
+  horizon ``H`` for the largest ``sum_t discount^t r_t + discount^H V(s_H)``: the world model's
+  rewards along the prior under those actions, then the critic's value of the last state. The
+  prior's samples are drawn with one key per plan, the same in each of the planner's
+  iterations. The carry holds the planner's warm start. It asks: do the model and critic hold
+  better actions than the actor found? Continuous actions only."""
+  if env.spec.discrete:
+    raise ValueError("planning_policy plans over continuous actions; "
+                     f"{env.spec.num_actions} discrete actions need a tree search (MCTS)")
+  wm, action_size = fns.world_model, env.spec.action_size
+
+  def init(state: DreamerState, hyper, key):
+    return (wm.initial((1,)), jnp.zeros((1, action_size)), jnp.ones((1,)),
+            planner.init(env.spec))
+
+  def act(state: DreamerState, hyper, carry, obs, key, deterministic: bool = True):
+    del deterministic   # the planner's plan, sampled by its own key
+    latent, prev_action, first, plan_state = carry
+    params = state.params
+    key_obs, key_plan = jax.random.split(key)
+    embed = wm.encode(params["model"], fns.preprocess(obs)[None])
+    latent, _ = wm.obs_step(params["model"], key_obs, latent, prev_action, embed, first)
+
+    objective = planning_objective(fns, params, latent, discount,
+                                   jax.random.fold_in(key_plan, 1))
+    plan_state, action, _ = planner.plan(plan_state, key_plan, objective)
+    return (latent, action[None], jnp.zeros((1,)), plan_state), action
+
+  return Policy(init, act, deterministic=True)
+
+
 def param_count(params) -> int:
   return sum(x.size for x in jax.tree.leaves(params))
 

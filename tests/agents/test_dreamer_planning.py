@@ -1,0 +1,71 @@
+"""Dreamer's planning policy: CEM on its own world model and critic instead of its actor. Its
+objective matches a step-by-step reference, it acts within bounds for whole episodes (the same
+episodes its actor is scored on), and discrete actions are refused."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from wmjax import envs, presets
+from wmjax.agents import dreamer as dreamer_lib
+from wmjax.models import rssm
+from wmjax.planners import make_cem
+from wmjax.rl.rollout import episode_keys, policy_trajectories
+
+TINY = dict(size="debug", units=32, deter=32, hidden=32, num_envs=2, steps_per_iteration=16,
+            prefill=64, batch_size=4, seq_len=16, imagine_starts=16)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+  config, hyper = presets.defaults("dreamer", "fast/PointMass")
+  config = dataclasses.replace(config, **TINY)
+  env = envs.make("fast/PointMass", action_repeat=config.action_repeat)
+  fns = dreamer_lib.make_dreamer(env, config)
+  state = jax.jit(fns.init)(jax.random.PRNGKey(0), hyper)
+  return env, fns, state, hyper
+
+
+def test_the_objective_is_discounted_model_rewards_then_the_critics_value(tiny):
+  env, fns, state, hyper = tiny
+  wm, params = fns.world_model, state.params
+  obs = env.reset(jax.random.PRNGKey(1)).obs
+  latent, _ = wm.obs_step(params["model"], jax.random.PRNGKey(2), wm.initial((1,)),
+                          jnp.zeros((1, 2)), wm.encode(params["model"], obs[None]),
+                          jnp.ones((1,)))
+  actions = jax.random.uniform(jax.random.PRNGKey(3), (3, 4, 2), minval=-1, maxval=1)
+  key, discount = jax.random.PRNGKey(4), 0.9
+  got = dreamer_lib.planning_objective(fns, params, latent, discount, key)(
+      jax.random.PRNGKey(99), actions)   # the planner's key is not the model's
+  # Step by step, on imagine_actions' key convention (one key per step).
+  s = jax.tree.map(lambda x: jnp.broadcast_to(x, (3,) + x.shape[1:]), latent)
+  want = np.zeros(3)
+  for t, key_t in enumerate(jax.random.split(key, 4)):
+    s = wm.img_step(params["model"], key_t, s, actions[:, t])
+    want += discount ** t * np.asarray(wm.reward(params["model"], rssm.features(s)))
+  want += discount ** 4 * np.asarray(fns.value(params["critic"], rssm.features(s)))
+  np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_the_planning_policy_acts_within_bounds_on_the_actors_episodes(tiny):
+  env, fns, state, hyper = tiny
+  policy = dreamer_lib.planning_policy(env, fns, make_cem(3, 16, 2), float(hyper.discount))
+  key = jax.random.PRNGKey(5)
+  traj = jax.jit(lambda k: policy_trajectories(env, policy, state, hyper, k, 2))(key)
+  assert traj.actions.shape == (2, env.steps_per_episode, 2)
+  assert np.all(np.abs(np.asarray(traj.actions)) <= 1.0) and np.all(np.isfinite(traj.rewards))
+  assert np.asarray(traj.actions).std() > 0   # it plans, not a constant
+  # The episodes the actor is scored on: reset by the same keys (wmjax.rl.rollout's).
+  for i, k in enumerate(jax.random.split(key, 2)):
+    np.testing.assert_array_equal(traj.obs[i, 0], env.reset(episode_keys(k)[0]).obs)
+
+
+def test_discrete_actions_are_refused():
+  env = envs.make("fast/PointMassDiscrete")
+  config = dataclasses.replace(presets.defaults("dreamer", "fast/PointMassDiscrete")[0], **TINY)
+  fns = dreamer_lib.make_dreamer(env, config)
+  with pytest.raises(ValueError, match="continuous actions"):
+    dreamer_lib.planning_policy(env, fns, make_cem(3, 16, 2), 0.99)
