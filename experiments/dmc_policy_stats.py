@@ -33,6 +33,7 @@ from wmjax.agents import dreamer as dreamer_lib
 from wmjax.models import rssm
 from wmjax.nets import heads
 from wmjax.planners import make_cem
+from wmjax.rl.returns import discounted_returns
 from wmjax.rl.rollout import policy_trajectories
 
 
@@ -53,15 +54,6 @@ def rollout(agent, key, episodes: int, plan: tuple[int, int, int] | None = None)
                                                    key, episodes))(key)
   traj = jax.device_get(traj)
   return traj.obs, traj.actions, traj.rewards
-
-
-def discounted_returns(reward: np.ndarray, discount: float) -> np.ndarray:
-  """``G_t = sum_k discount^k reward[t + k]`` up to the episode's end, for every t."""
-  out, running = np.zeros(len(reward)), 0.0
-  for t in range(len(reward) - 1, -1, -1):
-    running = reward[t] + discount * running
-    out[t] = running
-  return out
 
 
 def model_check(agent, obs, action, reward, start: int, fall: int | None = None,
@@ -94,7 +86,7 @@ def model_check(agent, obs, action, reward, start: int, fall: int | None = None,
   cos, rew, values = jax.device_get(predict(obs, action))
   real_cos, real_rew = obs[start:start + horizon + 1, 1], reward[start:start + horizon]
   discount = float(agent.hyper.discount)
-  real_returns = discounted_returns(np.asarray(reward, np.float64), discount)
+  real_returns = np.asarray(discounted_returns(reward, np.ones_like(reward), discount))
   points = {"start": start}
   if fall is not None and fall < len(obs):
     points.update(fall=fall, after_fall=min(fall + 12, len(obs) - 1))

@@ -66,5 +66,6 @@ def test_a_pendulum_counts_upright_by_its_reward_bound_and_has_no_cart():
 
 
 def test_discounted_returns_match_a_hand_sum():
-  g = dmc_policy_stats.discounted_returns(np.array([1.0, 0.0, 2.0]), 0.5)
+  # The critic check's real returns: wmjax.rl.returns', never cut by a terminal here.
+  g = dmc_policy_stats.discounted_returns(np.array([1.0, 0.0, 2.0]), np.ones(3), 0.5)
   np.testing.assert_allclose(g, [1 + 0.25 * 2, 0.5 * 2, 2.0])

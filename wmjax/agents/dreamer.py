@@ -229,6 +229,7 @@ class Dreamer(NamedTuple):
   preprocess: Callable    # (obs) -> obs as the model sees it
   acting: Policy          # acting in the env with a state (evaluation, wmjax.load)
   value: Callable         # (critic params, feat) -> the critic's expected return [...]
+  filter: Callable        # (model params, key, latent, prev_action, obs [B, ...], first) -> latent
 
 
 def _adam(clip: float, eps: float):
@@ -298,6 +299,11 @@ def make_dreamer(env, config: DreamerConfig) -> Dreamer:
   def unstore(obs):
     return obs.astype(jnp.float32) / 255.0 if is_image else obs
 
+  def filter_obs(model_params, key, latent, prev_action, obs, first):
+    """The posterior latent after observing ``obs`` ``[B, ...]`` (as the env gives it)."""
+    embed = wm.encode(model_params, preprocess(obs))
+    return wm.obs_step(model_params, key, latent, prev_action, embed, first)[0]
+
   def to_model_action(action):
     return jax.nn.one_hot(action, action_size) if discrete else action
 
@@ -350,20 +356,18 @@ def make_dreamer(env, config: DreamerConfig) -> Dreamer:
     def step(carry, key_t):
       env_state, pc, completed_sum, completed_n = carry
       key_policy, key_model, key_random = _step_keys(key_t)
-      obs = preprocess(env_state.obs)
       is_first = env_state.info["steps"] == 0 if "steps" in env_state.info else jnp.zeros(
           (num_envs,), bool)
       is_first = is_first.astype(jnp.float32)
-      embed = wm.encode(state.params["model"], obs)
-      latent, _ = wm.obs_step(state.params["model"], key_model, pc.latent, pc.prev_action,
-                              embed, is_first)
+      latent = filter_obs(state.params["model"], key_model, pc.latent, pc.prev_action,
+                          env_state.obs, is_first)
       env_action, model_action, _ = policy(state.params["actor"], key_policy,
                                            rssm.features(latent))
       rand = random_action(key_random)
       env_action = jnp.where(random, rand, env_action)
       model_action = jnp.where(random, to_model_action(rand), model_action)
       done = env_state.done.astype(bool)
-      row = {"obs": store(obs), "action": model_action.astype(jnp.float32),
+      row = {"obs": store(preprocess(env_state.obs)), "action": model_action.astype(jnp.float32),
              "reward": jnp.where(is_first > 0, 0.0, env_state.reward).astype(jnp.float32),
              "is_first": is_first,
              "is_terminal": env_state.info["terminated"].astype(jnp.float32)}
@@ -549,8 +553,7 @@ def make_dreamer(env, config: DreamerConfig) -> Dreamer:
     latent, prev_action, first = carry
     keys = _step_keys(key)
     params = state.params
-    embed = wm.encode(params["model"], preprocess(obs)[None])
-    latent, _ = wm.obs_step(params["model"], keys.model, latent, prev_action, embed, first)
+    latent = filter_obs(params["model"], keys.model, latent, prev_action, obs[None], first)
     env_action, model_action, _ = policy(params["actor"], keys.policy, rssm.features(latent),
                                          deterministic)
     return (latent, model_action, jnp.zeros((1,))), env_action[0]
@@ -567,7 +570,7 @@ def make_dreamer(env, config: DreamerConfig) -> Dreamer:
                           acting.deterministic)
 
   return Dreamer(init, train_iteration, collect, update, evaluate, policy, wm, mcfg, preprocess,
-                 acting, value)
+                 acting, value, filter_obs)
 
 
 def planning_objective(fns: Dreamer, params: dict, latent: rssm.RSSMState, discount,
@@ -611,13 +614,12 @@ def planning_policy(env, fns: Dreamer, planner, discount: float) -> Policy:
     del deterministic   # the planner's plan, sampled by its own key
     latent, prev_action, first, plan_state = carry
     params = state.params
-    key_obs, key_plan = jax.random.split(key)
-    embed = wm.encode(params["model"], fns.preprocess(obs)[None])
-    latent, _ = wm.obs_step(params["model"], key_obs, latent, prev_action, embed, first)
+    keys = _step_keys(key)   # as the actor's act: the same latent for the same key
+    latent = fns.filter(params["model"], keys.model, latent, prev_action, obs[None], first)
 
     objective = planning_objective(fns, params, latent, discount,
-                                   jax.random.fold_in(key_plan, 1))
-    plan_state, action, _ = planner.plan(plan_state, key_plan, objective)
+                                   jax.random.fold_in(keys.policy, 1))
+    plan_state, action, _ = planner.plan(plan_state, keys.policy, objective)
     return (latent, action[None], jnp.zeros((1,)), plan_state), action
 
   return Policy(init, act, deterministic=True)
