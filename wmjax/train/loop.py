@@ -512,11 +512,13 @@ def _evaluate_program(saved: dict, replace: dict, built: Built):
   key = json.dumps([{k: v for k, v in saved.items() if k not in ("seed", "seeds", "jax")},
                     {k: repr(v) for k, v in sorted(replace.items())}, env_entry],
                    sort_keys=True, default=repr)
-  if key not in _EVALUATE_PROGRAMS:
+  program = _EVALUATE_PROGRAMS.pop(key, None)   # re-inserted last: the least recently used goes
+  if program is None:
     if len(_EVALUATE_PROGRAMS) >= 8:   # a notebook going through many runs keeps the last few
       _EVALUATE_PROGRAMS.pop(next(iter(_EVALUATE_PROGRAMS)))
-    _EVALUATE_PROGRAMS[key] = jax.jit(jax.vmap(built.program.evaluate))
-  return _EVALUATE_PROGRAMS[key]
+    program = jax.jit(jax.vmap(built.program.evaluate))
+  _EVALUATE_PROGRAMS[key] = program
+  return program
 
 
 def acting_settings(algo, saved: dict, sets=()) -> tuple[dict, dict]:
