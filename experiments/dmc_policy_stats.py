@@ -32,27 +32,15 @@ import wmjax
 from wmjax.agents import dreamer as dreamer_lib
 from wmjax.models import rssm
 from wmjax.nets import heads
-from wmjax.planners import make_cem
 from wmjax.rl.returns import discounted_returns
-from wmjax.rl.rollout import policy_trajectories
 
 
-def rollout(agent, key, episodes: int, plan: tuple[int, int, int] | None = None):
+def rollout(agent, key, episodes: int):
   """``obs`` [E, T, 5] (what the agent saw at t), ``action`` [E, T, 1] (what it did) and
   ``reward`` [E, T] (what that earned) of full episodes: the episodes that ``wmjax eval``
-  scores for ``key`` (:meth:`wmjax.loaded.LoadedAgent.trajectories`). ``plan``: ``(horizon,
-  population, iterations)`` of a CEM planner that acts on a Dreamer run's world model and critic
-  instead of its actor (:func:`wmjax.agents.dreamer.planning_policy`), on the same keys."""
-  if plan is None:
-    traj = jax.jit(agent.trajectories, static_argnums=1)(key, episodes)
-  else:
-    horizon, population, iterations = plan
-    fns = dreamer_lib.make_dreamer(agent.env, agent.config)
-    planner = make_cem(horizon, population, iterations)
-    policy = dreamer_lib.planning_policy(agent.env, fns, planner, float(agent.hyper.discount))
-    traj = jax.jit(lambda key: policy_trajectories(agent.env, policy, agent.state, agent.hyper,
-                                                   key, episodes))(key)
-  traj = jax.device_get(traj)
+  scores for ``key`` (:meth:`wmjax.loaded.LoadedAgent.trajectories`), acted as the agent was
+  loaded (a Dreamer run loaded with ``act_with=plan`` plans on its world model and critic)."""
+  traj = jax.device_get(jax.jit(agent.trajectories, static_argnums=1)(key, episodes))
   return traj.obs, traj.actions, traj.rewards
 
 
@@ -151,7 +139,8 @@ def main(argv=None):
   parser.add_argument("--plan", metavar="H,N,I",
                       help="Dreamer runs: act by CEM (horizon H, population N, I iterations) "
                       "on the run's own world model and critic instead of its actor, on the "
-                      "same episodes: do the model and critic hold better actions? e.g. 15,256,5")
+                      "same episodes: do the model and critic hold better actions? e.g. 15,256,5 "
+                      "(the same as --set act_with=plan --set plan_horizon=15 ...)")
   parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                       help="act with this setting instead of the run's, as `wmjax eval --set` "
                       "(e.g. horizon=36: a longer planner on the trained model); repeatable")
@@ -177,6 +166,8 @@ def main(argv=None):
     if config.get("algo") != "dreamer":
       parser.error(f"--plan plans on a Dreamer world model; {args.run} is a "
                    f"{config.get('algo')} run")
+    args.set += ["act_with=plan", f"plan_horizon={plan[0]}", f"plan_population={plan[1]}",
+                 f"plan_iterations={plan[2]}"]
   if args.model_check and config.get("algo") != "dreamer":
     parser.error(f"--model-check reads a Dreamer world model; {args.run} is a "
                  f"{config.get('algo')} run")
@@ -184,7 +175,7 @@ def main(argv=None):
   out = {"run": str(args.run), "env": env_name, "sets": args.set, "plan": plan, "seeds": {}}
   for seed in range(seeds):
     agent = wmjax.load(args.run, seed=seed, sets=args.set)
-    episodes = rollout(agent, jax.random.PRNGKey(args.seed), args.episodes, plan)
+    episodes = rollout(agent, jax.random.PRNGKey(args.seed), args.episodes)
     s = stats(*episodes, upright_above=upright_above, cart=cart)
     out["seeds"][seed] = s
     held = s["upright_share_after_reaching"]

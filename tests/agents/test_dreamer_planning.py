@@ -13,16 +13,20 @@ from wmjax import envs, presets
 from wmjax.agents import dreamer as dreamer_lib
 from wmjax.models import rssm
 from wmjax.planners import make_cem
-from wmjax.rl.rollout import episode_keys, policy_trajectories
+from wmjax.rl.rollout import episode_keys, policy_episodes, policy_trajectories
 
 TINY = dict(size="debug", units=32, deter=32, hidden=32, num_envs=2, steps_per_iteration=16,
             prefill=64, batch_size=4, seq_len=16, imagine_starts=16)
 
 
+def fns_config():
+  config, _ = presets.defaults("dreamer", "fast/PointMass")
+  return dataclasses.replace(config, **TINY)
+
+
 @pytest.fixture(scope="module")
 def tiny():
-  config, hyper = presets.defaults("dreamer", "fast/PointMass")
-  config = dataclasses.replace(config, **TINY)
+  config, hyper = fns_config(), presets.defaults("dreamer", "fast/PointMass")[1]
   env = envs.make("fast/PointMass", action_repeat=config.action_repeat)
   fns = dreamer_lib.make_dreamer(env, config)
   state = jax.jit(fns.init)(jax.random.PRNGKey(0), hyper)
@@ -63,9 +67,28 @@ def test_the_planning_policy_acts_within_bounds_on_the_actors_episodes(tiny):
     np.testing.assert_array_equal(traj.obs[i, 0], env.reset(episode_keys(k)[0]).obs)
 
 
+def test_act_with_plan_makes_the_planner_the_agents_evaluation(tiny):
+  """``act_with=plan`` (as ``wmjax eval --set act_with=plan``): the same trained state is
+  evaluated by the planner, discounting by the run's hyper, not by the actor."""
+  env, fns, state, hyper = tiny
+  config = dataclasses.replace(fns_config(), act_with="plan", plan_horizon=3,
+                               plan_population=16, plan_iterations=2, eval_episodes=2)
+  planned = dreamer_lib.make_dreamer(env, config)
+  assert planned.acting.deterministic
+  key, hyper = jax.random.PRNGKey(6), hyper._replace(discount=jnp.float32(0.9))
+  got = jax.jit(planned.evaluate)(state, key, hyper)
+  policy = dreamer_lib.planning_policy(env, fns, make_cem(3, 16, 2), 0.9)
+  want = jax.jit(lambda k: policy_episodes(env, policy, state, hyper, k, 2, True))(key)
+  np.testing.assert_allclose(got.returns, want.returns, rtol=1e-5, atol=1e-4)
+
+
 def test_discrete_actions_are_refused():
   env = envs.make("fast/PointMassDiscrete")
   config = dataclasses.replace(presets.defaults("dreamer", "fast/PointMassDiscrete")[0], **TINY)
   fns = dreamer_lib.make_dreamer(env, config)
   with pytest.raises(ValueError, match="continuous actions"):
     dreamer_lib.planning_policy(env, fns, make_cem(3, 16, 2), 0.99)
+  with pytest.raises(ValueError, match="continuous actions"):   # before any compilation
+    dreamer_lib.make_dreamer(env, dataclasses.replace(config, act_with="plan"))
+  with pytest.raises(ValueError, match="act_with must be actor or plan"):
+    dataclasses.replace(config, act_with="cem")

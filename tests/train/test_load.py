@@ -141,3 +141,16 @@ def test_a_run_loads_to_act_with_other_settings_as_eval_does(tiny_run):
                              np.asarray(results["eval/episode_return"])[1], rtol=1e-4, atol=1e-3)
   with pytest.raises(ValueError, match="changes the shapes of the checkpoint"):
     wmjax.load(run, sets="ensemble_size=7")
+
+
+def test_a_dreamer_run_loads_to_act_by_planning_on_its_model_as_eval_does(tiny_run):
+  """``act_with=plan``: the loaded agent plans (CEM on its world model and critic) and scores
+  what ``wmjax eval --set act_with=plan`` reports for the same keys."""
+  run = tiny_run("dreamer").path
+  sets = ["act_with=plan", "plan_horizon=3", "plan_population=16", "plan_iterations=2"]
+  agent = wmjax.load(run, sets=sets)
+  assert agent.config.act_with == "plan" and agent.policy.deterministic
+  results, saved, *_ = loop.evaluate_run(run, episodes=EPISODES, seed=SEED, sets=sets)
+  run_keys = jax.random.split(jax.random.PRNGKey(SEED), saved["seeds"])
+  np.testing.assert_allclose(agent.episode_returns(run_keys[0], EPISODES),
+                             np.asarray(results["eval/episode_return"])[0], rtol=1e-4, atol=1e-3)

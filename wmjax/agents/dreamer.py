@@ -38,6 +38,7 @@ from wmjax.agents.base import Policy
 from wmjax.models import rssm
 from wmjax.nets import heads
 from wmjax.nets.mlp import MLP
+from wmjax.planners import make_cem
 from wmjax.replay.sequences import (
     SequenceBuffer,
     add_chunk,
@@ -127,6 +128,14 @@ class DreamerConfig:
   # Evaluation (driver).
   eval_every: int = 10                # evaluate every N iterations; 0: only at the end
   eval_episodes: int = 4              # evaluation episodes, run in parallel
+  # Acting (evaluation, wmjax eval and wmjax.load; training collects with the actor). "actor":
+  # the actor's mode. "plan": CEM over plan_horizon-step action sequences on the world model's
+  # rewards and then the critic's value (planning_policy; as TD-MPC acts), continuous actions.
+  # None of these change the checkpoint: `wmjax eval RUN --set act_with=plan` on a trained run.
+  act_with: str = "actor"
+  plan_horizon: int = 15
+  plan_population: int = 256
+  plan_iterations: int = 5
 
   def __post_init__(self):
     if self.size not in SIZES:
@@ -137,6 +146,11 @@ class DreamerConfig:
         raise ValueError(f"DreamerConfig.{name} must be >= 1, got {getattr(self, name)}")
     if self.prefill < 0 or self.imagine_starts < 0 or self.eval_every < 0:
       raise ValueError("prefill, imagine_starts and eval_every must be >= 0")
+    if self.act_with not in ("actor", "plan"):
+      raise ValueError(f"act_with must be actor or plan, got {self.act_with!r}")
+    for name in ("plan_horizon", "plan_population", "plan_iterations"):
+      if getattr(self, name) < 1:
+        raise ValueError(f"DreamerConfig.{name} must be >= 1, got {getattr(self, name)}")
     if self.actor_grad not in ("auto", "reinforce", "dynamics"):
       raise ValueError(f"actor_grad must be auto, reinforce or dynamics, got {self.actor_grad!r}")
     if self.train_ratio <= 0:
@@ -222,7 +236,7 @@ class Dreamer(NamedTuple):
   train_iteration: Callable   # (state, hyper) -> (state, metrics)
   collect: Callable       # (state, hyper, random: bool) -> (state, metrics)
   update: Callable        # (params..., key, batch, hyper) -> one update
-  evaluate: Callable      # (state, key) -> returns [eval_episodes]
+  evaluate: Callable      # (state, key, hyper=None) -> returns [eval_episodes]
   policy: Callable        # (params, key, feat, mode) -> (action, (logp, entropy))
   world_model: rssm.WorldModelFns
   model_config: rssm.WorldModelConfig
@@ -563,14 +577,20 @@ def make_dreamer(env, config: DreamerConfig) -> Dreamer:
   # random).
   acting = Policy(act_init, act, deterministic=not discrete)
 
-  def evaluate(state: DreamerState, key: Key) -> Episodes:
-    """Returns and lengths of ``eval_episodes`` full episodes, in parallel
-    (:func:`wmjax.rl.rollout.policy_episodes`)."""
-    return policy_episodes(env, acting, state, None, key, config.eval_episodes,
-                          acting.deterministic)
+  fns = Dreamer(init, train_iteration, collect, update, None, policy, wm, mcfg, preprocess,
+                acting, value, filter_obs)
+  if config.act_with == "plan":
+    acting = planning_policy(env, fns, make_cem(config.plan_horizon, config.plan_population,
+                                                config.plan_iterations))
 
-  return Dreamer(init, train_iteration, collect, update, evaluate, policy, wm, mcfg, preprocess,
-                 acting, value, filter_obs)
+  def evaluate(state: DreamerState, key: Key, hyper: DreamerHyper | None = None) -> Episodes:
+    """Returns and lengths of ``eval_episodes`` full episodes, in parallel
+    (:func:`wmjax.rl.rollout.policy_episodes`), acted as ``act_with`` says. The planner
+    discounts by ``hyper.discount`` (the defaults' without one)."""
+    return policy_episodes(env, acting, state, DreamerHyper() if hyper is None else hyper, key,
+                           config.eval_episodes, acting.deterministic)
+
+  return fns._replace(evaluate=evaluate, acting=acting)
 
 
 def planning_objective(fns: Dreamer, params: dict, latent: rssm.RSSMState, discount,
@@ -592,7 +612,7 @@ def planning_objective(fns: Dreamer, params: dict, latent: rssm.RSSMState, disco
   return objective
 
 
-def planning_policy(env, fns: Dreamer, planner, discount: float) -> Policy:
+def planning_policy(env, fns: Dreamer, planner, discount: float | None = None) -> Policy:
   """Acting by planning in Dreamer's own world model instead of with its actor (MPC, as TD-MPC
   plans with its model and value): filters each observation into the RSSM latent as the actor
   does, then ``planner`` (e.g. :func:`wmjax.planners.make_cem`) searches action sequences of its
@@ -600,7 +620,8 @@ def planning_policy(env, fns: Dreamer, planner, discount: float) -> Policy:
   rewards along the prior under those actions, then the critic's value of the last state. The
   prior's samples are drawn with one key per plan, the same in each of the planner's
   iterations. The carry holds the planner's warm start. It asks: do the model and critic hold
-  better actions than the actor found? Continuous actions only."""
+  better actions than the actor found? ``discount``: the run's ``hyper.discount`` if None.
+  Continuous actions only. ``DreamerConfig(act_with="plan")`` makes it the agent's acting."""
   if env.spec.discrete:
     raise ValueError("planning_policy plans over continuous actions; "
                      f"{env.spec.num_actions} discrete actions need a tree search (MCTS)")
@@ -617,7 +638,8 @@ def planning_policy(env, fns: Dreamer, planner, discount: float) -> Policy:
     keys = _step_keys(key)   # as the actor's act: the same latent for the same key
     latent = fns.filter(params["model"], keys.model, latent, prev_action, obs[None], first)
 
-    objective = planning_objective(fns, params, latent, discount,
+    objective = planning_objective(fns, params, latent,
+                                   hyper.discount if discount is None else discount,
                                    jax.random.fold_in(keys.policy, 1))
     plan_state, action, _ = planner.plan(plan_state, keys.policy, objective)
     return (latent, action[None], jnp.zeros((1,)), plan_state), action

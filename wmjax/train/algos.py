@@ -223,7 +223,7 @@ def _build_dreamer(env_name, steps, config, hyper) -> Built:
   repeat = config.action_repeat
   program = Program(
       init=dreamer.init, phases=(Phase("train", dreamer.train_iteration, iterations, chunk),),
-      evaluate=lambda s, k, h: _episodes(dreamer.evaluate(s, k)),
+      evaluate=lambda s, k, h: _episodes(dreamer.evaluate(s, k, h)),
       counters=lambda s: {"agent_steps": s.agent_steps, "env_steps": s.agent_steps * repeat,
                           "updates": s.updates},
       params=lambda s: s.params, eval_every=config.eval_every, losses=("model/loss",),
