@@ -22,17 +22,22 @@ the key (``--seed``). A few seconds per seed after compilation.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import pathlib
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 import wmjax
 from wmjax.agents import dreamer as dreamer_lib
+from wmjax.agents.dreamer import planning_objective
 from wmjax.models import rssm
 from wmjax.nets import heads
+from wmjax.planners import make_cem
 from wmjax.rl.returns import discounted_returns
+from wmjax.rl.rollout import episode_keys
 
 
 def rollout(agent, key, episodes: int):
@@ -92,6 +97,84 @@ def model_check(agent, obs, action, reward, start: int, fall: int | None = None,
           "critic": critic}
 
 
+def plan_check(agent, key, episode: int, obs, action, steps, plan=(15, 256, 5)) -> list[dict]:
+  """Dreamer only: why does CEM on the model and critic act worse (or better) than the actor?
+  At each agent step ``t`` of ``steps`` in one real episode (``obs`` [T, O], ``action`` [T, A],
+  the ``episode``-th of :func:`rollout`'s for ``key``), from the state filtered up to ``t``:
+  the planning objective (discounted model rewards, then the critic's value:
+  :func:`wmjax.agents.dreamer.planning_objective`) of the actor's own ``H``-step plan (its mean
+  actions, imagined on the objective's samples), of CEM's plan (``plan``: horizon, population,
+  iterations; from a cold start, the plan it acts on: the elites' mean, or the best sampled
+  with ``plan_act=best``) and its best sampled sequence,
+  and of CEM started from the actor's plan. Beside each, the real discounted reward of the same
+  ``H`` actions played open-loop from the real state at ``t`` (the env replayed from its reset
+  under the episode's actions): which plans are really better, not only in the model's eyes. If
+  CEM's plan outscores the actor's in the model but not for real, the model or critic misleads
+  the search; if it scores lower in the model too, the search misses what the model holds."""
+  fns = dreamer_lib.make_dreamer(agent.env, dataclasses.replace(agent.config, act_with="actor"))
+  env, params, wm = agent.env, agent.state.params, fns.world_model
+  horizon, population, iterations = plan
+  planner = make_cem(horizon, population, iterations,
+                     return_mean_elites=agent.config.plan_act == "mean")
+  discount = agent.hyper.discount
+  key_reset = episode_keys(jax.random.split(key, episode + 1)[episode])[0]
+
+  @jax.jit
+  def check(obs, action, t, key):
+    embed = wm.encode(params["model"], fns.preprocess(obs)[None])
+    is_first = jnp.zeros((1, len(obs))).at[0, 0].set(1.0)
+    posts, _ = wm.observe(params["model"], jax.random.PRNGKey(0), embed, action[None], is_first)
+    latent = jax.tree.map(lambda x: x[:, t], posts)
+    key_model, key_plan = jax.random.split(key)
+    objective = planning_objective(fns, params, latent, discount, key_model)
+
+    def actor_step(s, key_h):   # the actor's mean action, the prior on the objective's keys
+      _, a, _ = fns.policy(params["actor"], key_h, rssm.features(s), True)
+      return wm.img_step(params["model"], key_h, s, a), a[0]
+    _, actor_plan = jax.lax.scan(actor_step, latent, jax.random.split(key_model, horizon))
+
+    def cem(mean):
+      state = planner.init(env.spec)
+      state = state if mean is None else state._replace(mean=mean)
+      new, first, info = planner.plan(state, key_plan, objective)
+      # The plan it acts on (plan_act: the elites' mean or the best sampled): its first
+      # action, then the rest (un-shift the warm start).
+      return jnp.concatenate([first[None], new.mean[:-1]]), info["planner/best_return"]
+    cem_plan, best = cem(None)
+    seeded_plan, _ = cem(actor_plan)
+    plans = jnp.stack([actor_plan, cem_plan, seeded_plan])        # [3, H, A]
+    model = objective(None, plans)
+
+    # The real env from the episode's reset, replayed under its actions up to t, then each plan.
+    def replay(state, inputs):
+      i, a = inputs
+      return jax.lax.cond(i < t, lambda s: env.step(s, a), lambda s: s, state), None
+    real_t, _ = jax.lax.scan(replay, env.reset(key_reset), (jnp.arange(len(action)), action))
+
+    def open_loop(actions):
+      def step(carry, a):
+        state, alive = carry
+        state = env.step(state, a)
+        return (state, alive * (1 - state.done)), state.reward * alive
+      _, rewards = jax.lax.scan(step, (real_t, jnp.float32(1)), actions)
+      return rewards @ discount ** jnp.arange(horizon)
+    real = jax.vmap(open_loop)(plans)
+    return model, best, real, plans[:, 0], real_t.obs
+
+  out = []
+  for t in steps:
+    model, best, real, first, real_obs = jax.device_get(
+      check(obs, action, t, jax.random.fold_in(key, t)))
+    np.testing.assert_allclose(real_obs, obs[t], atol=1e-3)   # the replay found the real state
+    names = ("actor", "cem", "cem_from_actor")
+    out.append({"agent_step": int(t),
+                "model_objective": dict(zip(names, np.round(model, 2).tolist(), strict=True)),
+                "cem_best_sampled": round(float(best), 2),
+                "real_open_loop": dict(zip(names, np.round(real, 2).tolist(), strict=True)),
+                "first_action": dict(zip(names, np.round(first, 3).tolist(), strict=True))})
+  return out
+
+
 # task name part -> (cos(angle) above which the pole counts as upright, whether obs[0] is a cart)
 TASKS = {"Cartpole": (0.95, True), "Pendulum": (float(np.cos(np.deg2rad(8))), False)}
 
@@ -144,6 +227,12 @@ def main(argv=None):
   parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                       help="act with this setting instead of the run's, as `wmjax eval --set` "
                       "(e.g. horizon=36: a longer planner on the trained model); repeatable")
+  parser.add_argument("--plan-check", type=int, metavar="EPISODE",
+                      help="Dreamer runs: in this episode (0-based) of each seed, every 2nd "
+                      "agent step of the first 24: the model and critic's score of the actor's "
+                      "plan and of CEM's (--plan's sizes, else 15,256,5), beside the real reward "
+                      "of the same actions played open-loop: does the model mislead the search, "
+                      "or does the search miss what the model holds?")
   parser.add_argument("--model-check", action="store_true",
                       help="Dreamer runs: from 12 agent steps before the pole first falls, "
                       "the world model's 15-step prediction of the pole and the reward "
@@ -155,6 +244,11 @@ def main(argv=None):
     upright_above, cart = task_of(env_name)
   except ValueError as e:
     parser.error(f"{args.run}: {e}")
+  dreamer_only = [flag for flag, used in (("--plan", args.plan), ("--plan-check",
+                  args.plan_check is not None), ("--model-check", args.model_check)) if used]
+  if dreamer_only and config.get("algo") != "dreamer":
+    parser.error(f"{', '.join(dreamer_only)}: read a Dreamer world model; {args.run} is a "
+                 f"{config.get('algo')} run")
   plan = None
   if args.plan:
     try:
@@ -163,14 +257,11 @@ def main(argv=None):
     except (ValueError, AssertionError):
       parser.error(f"--plan takes HORIZON,POPULATION,ITERATIONS (three integers >= 1), got "
                    f"{args.plan!r}")
-    if config.get("algo") != "dreamer":
-      parser.error(f"--plan plans on a Dreamer world model; {args.run} is a "
-                   f"{config.get('algo')} run")
     args.set += ["act_with=plan", f"plan_horizon={plan[0]}", f"plan_population={plan[1]}",
                  f"plan_iterations={plan[2]}"]
-  if args.model_check and config.get("algo") != "dreamer":
-    parser.error(f"--model-check reads a Dreamer world model; {args.run} is a "
-                 f"{config.get('algo')} run")
+  if args.plan_check is not None and not 0 <= args.plan_check < args.episodes:
+    parser.error(f"--plan-check {args.plan_check}: there are --episodes {args.episodes} "
+                 f"(0 to {args.episodes - 1})")
   seeds = int(config.get("seeds", 1))
   out = {"run": str(args.run), "env": env_name, "sets": args.set, "plan": plan, "seeds": {}}
   for seed in range(seeds):
@@ -203,6 +294,21 @@ def main(argv=None):
             + ", ".join(f"{name} {v['agent_step']}: {v['value']} ({v['real_return']})"
                         for name, v in c.items() if isinstance(v, dict))
             + f"; holding from the start would return {c['holding_return']}")
+    if args.plan_check is not None:
+      e = args.plan_check
+      steps = range(0, min(24, s["agent_steps"] - 1), 2)
+      check = plan_check(agent, jax.random.PRNGKey(args.seed), e, episodes[0][e],
+                         episodes[1][e], steps, plan or (15, 256, 5))
+      s["plan_check"] = {"episode": e, "steps": check}
+      print(f"  plan check, episode {e} (discounted over the plan's horizon; model: rewards then "
+            "the critic's value; real: the same actions open-loop, rewards only):")
+      for c in check:
+        m, r = c["model_objective"], c["real_open_loop"]
+        print(f"    step {c['agent_step']:3d}: model actor {m['actor']:7.2f} cem {m['cem']:7.2f} "
+              f"(best sampled {c['cem_best_sampled']:7.2f}) cem-from-actor "
+              f"{m['cem_from_actor']:7.2f} | real actor {r['actor']:6.2f} cem {r['cem']:6.2f} "
+              f"cem-from-actor {r['cem_from_actor']:6.2f} | first action "
+              f"{c['first_action']}")
   if args.json:
     args.json.write_text(json.dumps(out, indent=1) + "\n")
     print(f"wrote {args.json}")

@@ -69,15 +69,18 @@ def test_the_planning_policy_acts_within_bounds_on_the_actors_episodes(tiny):
 
 def test_act_with_plan_makes_the_planner_the_agents_evaluation(tiny):
   """``act_with=plan`` (as ``wmjax eval --set act_with=plan``): the same trained state is
-  evaluated by the planner, discounting by the run's hyper, not by the actor."""
+  evaluated by the planner, discounting by the run's hyper, not by the actor; ``plan_act=best``
+  acts on the best sequence sampled (the elites' mean is test_load's)."""
   env, fns, state, hyper = tiny
   config = dataclasses.replace(fns_config(), act_with="plan", plan_horizon=3,
-                               plan_population=16, plan_iterations=2, eval_episodes=2)
+                               plan_population=16, plan_iterations=2, eval_episodes=2,
+                               plan_act="best")
   planned = dreamer_lib.make_dreamer(env, config)
   assert planned.acting.deterministic
   key, hyper = jax.random.PRNGKey(6), hyper._replace(discount=jnp.float32(0.9))
   got = jax.jit(planned.evaluate)(state, key, hyper)
-  policy = dreamer_lib.planning_policy(env, fns, make_cem(3, 16, 2), 0.9)
+  policy = dreamer_lib.planning_policy(env, fns, make_cem(3, 16, 2, return_mean_elites=False),
+                                      0.9)
   want = jax.jit(lambda k: policy_episodes(env, policy, state, hyper, k, 2, True))(key)
   np.testing.assert_allclose(got.returns, want.returns, rtol=1e-5, atol=1e-4)
 
@@ -92,3 +95,5 @@ def test_discrete_actions_are_refused():
     dreamer_lib.make_dreamer(env, dataclasses.replace(config, act_with="plan"))
   with pytest.raises(ValueError, match="act_with must be actor or plan"):
     dataclasses.replace(config, act_with="cem")
+  with pytest.raises(ValueError, match="plan_act must be mean or best"):
+    dataclasses.replace(config, plan_act="elite")

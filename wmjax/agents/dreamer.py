@@ -136,6 +136,9 @@ class DreamerConfig:
   plan_horizon: int = 15
   plan_population: int = 256
   plan_iterations: int = 5
+  plan_act: str = "mean"              # mean: the elites' mean (mbrl-lib's CEM) | best: the best
+                                      # sequence sampled (the mean of bang-bang elites that
+                                      # push both ways can be a weak push)
 
   def __post_init__(self):
     if self.size not in SIZES:
@@ -148,6 +151,8 @@ class DreamerConfig:
       raise ValueError("prefill, imagine_starts and eval_every must be >= 0")
     if self.act_with not in ("actor", "plan"):
       raise ValueError(f"act_with must be actor or plan, got {self.act_with!r}")
+    if self.plan_act not in ("mean", "best"):
+      raise ValueError(f"plan_act must be mean or best, got {self.plan_act!r}")
     for name in ("plan_horizon", "plan_population", "plan_iterations"):
       if getattr(self, name) < 1:
         raise ValueError(f"DreamerConfig.{name} must be >= 1, got {getattr(self, name)}")
@@ -581,7 +586,8 @@ def make_dreamer(env, config: DreamerConfig) -> Dreamer:
                 acting, value, filter_obs)
   if config.act_with == "plan":
     acting = planning_policy(env, fns, make_cem(config.plan_horizon, config.plan_population,
-                                                config.plan_iterations))
+                                                config.plan_iterations,
+                                                return_mean_elites=config.plan_act == "mean"))
 
   def evaluate(state: DreamerState, key: Key, hyper: DreamerHyper | None = None) -> Episodes:
     """Returns and lengths of ``eval_episodes`` full episodes, in parallel
