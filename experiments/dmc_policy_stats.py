@@ -106,7 +106,9 @@ def plan_check(agent, key, episode: int, obs, action, steps, plan=(15, 256, 5)) 
   actions, imagined on the objective's samples), of CEM's plan (``plan``: horizon, population,
   iterations; from a cold start, the plan it acts on: the elites' mean, or the best sampled
   with ``plan_act=best``) and its best sampled sequence,
-  and of CEM started from the actor's plan. Beside each, the real discounted reward of the same
+  and of CEM started from the actor's plan, each the mean (and std) over ``SAMPLES`` samples of
+  the model's prior: the planner scores each sequence on one sample, so its best sampled score
+  is the largest of many noisy ones. Beside each, the real discounted reward of the same
   ``H`` actions played open-loop from the real state at ``t`` (the env replayed from its reset
   under the episode's actions): which plans are really better, not only in the model's eyes. If
   CEM's plan outscores the actor's in the model but not for real, the model or critic misleads
@@ -126,7 +128,8 @@ def plan_check(agent, key, episode: int, obs, action, steps, plan=(15, 256, 5)) 
     posts, _ = wm.observe(params["model"], jax.random.PRNGKey(0), embed, action[None], is_first)
     latent = jax.tree.map(lambda x: x[:, t], posts)
     key_model, key_plan = jax.random.split(key)
-    objective = planning_objective(fns, params, latent, discount, key_model)
+    objective = planning_objective(fns, params, latent, discount, key_model,
+                                   agent.config.plan_samples)
 
     def actor_step(s, key_h):   # the actor's mean action, the prior on the objective's keys
       _, a, _ = fns.policy(params["actor"], key_h, rssm.features(s), True)
@@ -143,7 +146,10 @@ def plan_check(agent, key, episode: int, obs, action, steps, plan=(15, 256, 5)) 
     cem_plan, best = cem(None)
     seeded_plan, _ = cem(actor_plan)
     plans = jnp.stack([actor_plan, cem_plan, seeded_plan])        # [3, H, A]
-    model = objective(None, plans)
+    # The objective samples the prior once per sequence, by its row in the batch: each plan is
+    # scored on SAMPLES rows (SAMPLES prior samples), their mean and spread.
+    model = planning_objective(fns, params, latent, discount, key_model)(
+      None, jnp.repeat(plans, SAMPLES, axis=0)).reshape(len(plans), SAMPLES)
 
     # The real env from the episode's reset, replayed under its actions up to t, then each plan.
     def replay(state, inputs):
@@ -159,20 +165,25 @@ def plan_check(agent, key, episode: int, obs, action, steps, plan=(15, 256, 5)) 
       _, rewards = jax.lax.scan(step, (real_t, jnp.float32(1)), actions)
       return rewards @ discount ** jnp.arange(horizon)
     real = jax.vmap(open_loop)(plans)
-    return model, best, real, plans[:, 0], real_t.obs
+    return model.mean(1), model.std(1), best, real, plans[:, 0], real_t.obs
 
   out = []
   for t in steps:
-    model, best, real, first, real_obs = jax.device_get(
+    model, spread, best, real, first, real_obs = jax.device_get(
       check(obs, action, t, jax.random.fold_in(key, t)))
     np.testing.assert_allclose(real_obs, obs[t], atol=1e-3)   # the replay found the real state
     names = ("actor", "cem", "cem_from_actor")
     out.append({"agent_step": int(t),
                 "model_objective": dict(zip(names, np.round(model, 2).tolist(), strict=True)),
+                "model_objective_std": dict(zip(names, np.round(spread, 2).tolist(),
+                                                strict=True)),
                 "cem_best_sampled": round(float(best), 2),
                 "real_open_loop": dict(zip(names, np.round(real, 2).tolist(), strict=True)),
                 "first_action": dict(zip(names, np.round(first, 3).tolist(), strict=True))})
   return out
+
+
+SAMPLES = 64   # prior samples per plan in plan_check's scores
 
 
 # task name part -> (cos(angle) above which the pole counts as upright, whether obs[0] is a cart)
@@ -301,11 +312,14 @@ def main(argv=None):
                          episodes[1][e], steps, plan or (15, 256, 5))
       s["plan_check"] = {"episode": e, "steps": check}
       print(f"  plan check, episode {e} (discounted over the plan's horizon; model: rewards then "
-            "the critic's value; real: the same actions open-loop, rewards only):")
+            f"the critic's value, mean over {SAMPLES} prior samples; real: the same actions "
+            "open-loop, rewards only):")
       for c in check:
         m, r = c["model_objective"], c["real_open_loop"]
-        print(f"    step {c['agent_step']:3d}: model actor {m['actor']:7.2f} cem {m['cem']:7.2f} "
-              f"(best sampled {c['cem_best_sampled']:7.2f}) cem-from-actor "
+        sd = c["model_objective_std"]
+        print(f"    step {c['agent_step']:3d}: model actor {m['actor']:7.2f} "
+              f"(std {sd['actor']:5.2f}) cem {m['cem']:7.2f} (std {sd['cem']:5.2f}; best "
+              f"single-sample score seen {c['cem_best_sampled']:7.2f}) cem-from-actor "
               f"{m['cem_from_actor']:7.2f} | real actor {r['actor']:6.2f} cem {r['cem']:6.2f} "
               f"cem-from-actor {r['cem_from_actor']:6.2f} | first action "
               f"{c['first_action']}")

@@ -52,6 +52,17 @@ def test_the_objective_is_discounted_model_rewards_then_the_critics_value(tiny):
     want += discount ** t * np.asarray(wm.reward(params["model"], rssm.features(s)))
   want += discount ** 4 * np.asarray(fns.value(params["critic"], rssm.features(s)))
   np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+  # samples=4: each sequence scored on 4 draws of the prior (the rows of a repeated batch,
+  # whose latents differ), averaged.
+  repeated = jnp.repeat(actions, 4, axis=0)
+  draws = wm.imagine_actions(params["model"], key, jax.tree.map(
+    lambda x: jnp.broadcast_to(x, (12,) + x.shape[1:]), latent), repeated).stoch
+  assert not np.array_equal(draws[0], draws[1])   # one sequence, two draws
+  single = dreamer_lib.planning_objective(fns, params, latent, discount, key)(
+    None, repeated).reshape(3, 4)
+  averaged = dreamer_lib.planning_objective(fns, params, latent, discount, key, samples=4)(
+    None, actions)
+  np.testing.assert_allclose(averaged, single.mean(1), rtol=1e-5, atol=1e-5)
 
 
 def test_the_planning_policy_acts_within_bounds_on_the_actors_episodes(tiny):
