@@ -607,7 +607,7 @@ def planning_objective(fns: Dreamer, params: dict, latent: rssm.RSSMState, disco
   sequences ``[N, H, A]`` -> ``sum_t discount^t r_t + discount^H V(s_H)`` ``[N]``, the prior
   sampled with ``key`` whatever key the planner passes. ``samples``: the prior sampled that
   many times per sequence and the scores averaged (PETS's particles). One sample scores a
-  sequence by one draw of the stochastic latent: on a trained pendulum its spread (std 35-78)
+  sequence by one draw of the stochastic latent: on a trained pendulum its spread (std 4-78)
   exceeded the differences between plans, so a search that keeps the best-scored sequences
   partly keeps lucky draws."""
   wm = fns.world_model
