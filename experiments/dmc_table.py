@@ -65,11 +65,12 @@ ANCHOR_ENV_STEPS = (200_000, 1_000_000)
 
 # What each agent logs that says why a row falls short: the model's error, what the planner or
 # the imagination expects against what evaluation scores (optimism), and exploration. The report
-# gives each at the run's first and last record (mean over seeds).
+# gives each at the run's first and last record (mean over seeds), and the last per seed, so a
+# row whose seeds split (one learns, one does not) shows where they differ.
 DIAGNOSTICS = {
     "pets": ("model/val_mse", "planner/return", "planner/std", "train/episode_return"),
     "dreamer": ("model/loss", "model/reward", "imagine/return", "actor/entropy",
-                "train/episode_return"),
+                "actor/return_scale", "train/episode_return"),
     "mbpo": ("model/val_mse", "model/rollout_reward", "sac/entropy", "sac/alpha",
              "train/episode_return"),
     "sac": ("train/alpha", "train/entropy", "train/critic_loss"),   # brax's, at evaluations
@@ -369,19 +370,19 @@ def value_at(steps: np.ndarray, returns: np.ndarray, at: int) -> np.ndarray | No
 
 
 def diagnostics(records: list[dict], keys) -> dict:
-  """``{key: (first, last)}``: each key's mean over seeds at the first and the last record
-  that logged it (seeds without a value, JSON's null for NaN, are left out: a chunk in which
-  no training episode ended logs none)."""
+  """``{key: (first, last, last_per_seed)}``: each key's mean over seeds at the first and the
+  last record that logged it, and that last record's value per seed (seeds without a value,
+  JSON's null for NaN, are left out: a chunk in which no training episode ended logs none)."""
   out = {}
   for key in keys:
     values = []
     for r in records:
-      seeds = [v for v in np.atleast_1d(np.asarray(r.get(key), dtype=object)).ravel()
+      seeds = [float(v) for v in np.atleast_1d(np.asarray(r.get(key), dtype=object)).ravel()
                if v is not None and math.isfinite(float(v))]
       if seeds:
-        values.append(float(np.mean(np.asarray(seeds, float))))
+        values.append(seeds)
     if values:
-      out[key] = (values[0], values[-1])
+      out[key] = (float(np.mean(values[0])), float(np.mean(values[-1])), values[-1])
   return out
 
 
@@ -503,13 +504,20 @@ def markdown(rows: list[dict], report_at=REPORT_AT, matrix_at: int = MATRIX_AT,
         f"{row.get('device') or '·'} |")
   measured = [r for r in rows if r.get("diagnostics")]
   if measured:
-    lines += ["", "What the runs logged, first -> last record (mean over seeds): the model's "
-              "error, what the planner or imagination expects (against the evaluation return "
-              "above), exploration.", "", "| task | agent | logged |", "|---|---|---|"]
+    lines += ["", "What the runs logged, first -> last record (mean over seeds; per seed at the "
+              "last): the model's error, what the planner or imagination expects (against the "
+              "evaluation return above), exploration.", "", "| task | agent | logged |",
+              "|---|---|---|"]
     for row in measured:
-      text = "; ".join(f"{k} {a:.3g} -> {b:.3g}" for k, (a, b) in row["diagnostics"].items())
+      text = "; ".join(_logged(k, *v) for k, v in row["diagnostics"].items())
       lines.append(f"| {row['task']} | {row['agent']} | {text} |")
   return "\n".join(lines) + "\n"
+
+
+def _logged(key: str, first: float, last: float, last_seeds=()) -> str:
+  """``key first -> last (seed, seed)``; the per-seed part only where there are two or more."""
+  seeds = f" ({', '.join(f'{v:.3g}' for v in last_seeds)})" if len(last_seeds) > 1 else ""
+  return f"{key} {first:.3g} -> {last:.3g}{seeds}"
 
 
 def figures(out, rows: list[dict], agents=AGENTS, tasks=TASKS) -> list[pathlib.Path]:

@@ -69,8 +69,9 @@ def test_the_suite_resumes_skips_what_is_done_and_tabulates_the_runs(tmp_path):
   means = np.mean([x["eval/episode_return"] for x in lines], axis=1)
   assert row["peak"] == max(means) and row["final"] == means[-1]
   assert row["drop_after_peak"] == max(means) - min(means[int(np.argmax(means)):])
-  mse = [float(np.mean(x["model/val_mse"])) for x in _lines(run) if "model/val_mse" in x]
-  assert row["diagnostics"]["model/val_mse"] == (mse[0], mse[-1])
+  mse = [x["model/val_mse"] for x in _lines(run) if "model/val_mse" in x]
+  assert row["diagnostics"]["model/val_mse"] == (float(np.mean(mse[0])), float(np.mean(mse[-1])),
+                                                 mse[-1])
   table = (cut / "table.md").read_text()
   assert "| fast/PointMass | pets |" in table and "| 0.1k | 0.2k |" in table
   assert row["action_repeat"] == 1 and "| action repeat | wall-clock |" in table
@@ -109,4 +110,9 @@ def test_a_row_another_live_driver_holds_is_left_to_it(tmp_path):
 def test_diagnostics_leave_out_seeds_without_a_value():
   """A chunk in which no training episode ended logs null (NaN) for that seed."""
   records = [{"k": [[1.0, 2.0]]}, {"k": [3.0, None]}, {"k": [None, None]}, {"other": 1.0}]
-  assert dmc_table.diagnostics(records, ["k", "missing"]) == {"k": (1.5, 3.0)}
+  assert dmc_table.diagnostics(records, ["k", "missing"]) == {"k": (1.5, 3.0, [3.0])}
+  two = dmc_table.diagnostics([{"k": [1.0, 3.0]}, {"k": [0.5, 40.0]}], ["k"])
+  assert two == {"k": (2.0, 20.25, [0.5, 40.0])}
+  # The report shows the last record per seed where the seeds split.
+  assert dmc_table._logged("k", *two["k"]) == "k 2 -> 20.2 (0.5, 40)"
+  assert dmc_table._logged("k", 1.5, 3.0, [3.0]) == "k 1.5 -> 3"
