@@ -134,7 +134,7 @@ _DREAMER = (
 _MBPO_DMC = dict(action_repeat=4, steps_per_iteration=250, prefill_steps=500, ensemble_size=5,
                  num_elites=4, hidden_sizes=(200, 200, 200), model_train_steps=1000,
                  rollout_batch=5000, rollout_length=1, model_retain_iterations=5,
-                 sac_hidden_sizes=(256, 256), updates_per_step=5, eval_every=4, eval_episodes=4)
+                 sac_hidden_sizes=(256, 256), updates_per_step=5, eval_every=2, eval_episodes=4)
 _MBPO_BRAX = dict(steps_per_iteration=250, prefill_steps=2000, ensemble_size=5, num_elites=4,
                   hidden_sizes=(200, 200, 200), model_train_steps=500, rollout_batch=5000,
                   rollout_length=1, model_retain_iterations=5, sac_hidden_sizes=(256, 256),
@@ -149,9 +149,7 @@ _MBPO = (
        note="tiny test tasks (50-step episodes: discount 0.95)"),
     _p("dmc", ["dmc/*"], _MBPO_DMC, steps=12_500,
        note="action repeat 4 as SAC-from-states and DrQ on DM Control; one iteration is one "
-       "1000-step episode, evaluated (4 episodes) every 4000 env steps: a CheetahRun or "
-       "WalkerWalk env step costs 40-47 ms of a 2-core CPU (the PETS and Dreamer rows' "
-       "wall-clock), and evaluating every 2000 spent twice the training's physics on it"),
+       "1000-step episode, evaluated every 2000 env steps"),
     _p("brax-terminal", ["brax/hopper", "brax/walker2d", "brax/ant", "brax/humanoid*"],
        dict(_MBPO_BRAX, learn_termination=True), steps=50_000,
        note="brax locomotion that ends episodes (falls): the brax sizes, terminal states "
