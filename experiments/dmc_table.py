@@ -477,12 +477,36 @@ def matrix(rows: list[dict], at: int = 100_000, random: dict | None = None) -> s
   return "\n".join(lines) + "\n"
 
 
+def wall_matrix(rows: list[dict]) -> str:
+  """Tasks x agents: each row's wall-clock in minutes (over all its sessions), ``+`` where it
+  has not finished, with the devices the rows ran on below."""
+  agents = list(dict.fromkeys(r["agent"] for r in rows))
+  tasks = list(dict.fromkeys(r["task"] for r in rows))
+  by = {(r["task"], r["agent"]): r for r in rows}
+  lines = [f"| task | {' | '.join(agents)} |", "|" + "---|" * (len(agents) + 1)]
+  for task in tasks:
+    cells = []
+    for agent in agents:
+      row = by.get((task, agent))
+      if row is None or not row.get("wall_s"):
+        cells.append("·")
+      else:
+        cells.append(f"{row['wall_s'] / 60:.0f}" + ("" if row.get("finished") else "+"))
+    lines.append(f"| {task} | {' | '.join(cells)} |")
+  devices = sorted({r["device"] for r in rows if r.get("device")})
+  if devices:
+    lines += ["", "Ran on: " + "; ".join(devices) + "."]
+  return "\n".join(lines) + "\n"
+
+
 def markdown(rows: list[dict], report_at=REPORT_AT, matrix_at: int = MATRIX_AT,
              random: dict | None = None) -> str:
   reached = [at for at in report_at if any(str(at) in r["at"] for r in rows)] or [report_at[0]]
   lines = [f"Mean evaluation return at {matrix_at / 1000:g}k env steps (anchors: at 200k env "
            f"steps; random: a uniform random policy, {RANDOM_EPISODES} episodes).", "",
            matrix(rows, matrix_at, random),
+           "Wall-clock of each row in minutes, both seeds in one program (`+`: not finished; "
+           "`·`: not started).", "", wall_matrix(rows),
            "Evaluation return, mean (per seed), at env steps; `·`: not reached. Anchors "
            "(ANCHORS.md) at 200k env steps = 100k agent steps at action repeat 2.", "",
            "| task | agent | " + " | ".join(f"{a / 1000:g}k" for a in reached)

@@ -116,3 +116,11 @@ def test_diagnostics_leave_out_seeds_without_a_value():
   # The report shows the last record per seed where the seeds split.
   assert dmc_table._logged("k", *two["k"]) == "k 2 -> 20.2 (0.5, 40)"
   assert dmc_table._logged("k", 1.5, 3.0, [3.0]) == "k 1.5 -> 3"
+
+
+def test_wall_matrix_marks_unfinished_and_unstarted_rows():
+  rows = [{"agent": "pets", "task": "a", "wall_s": 600.0, "finished": True, "device": "CPU"},
+          {"agent": "sac", "task": "a", "wall_s": 90.0, "finished": False, "device": "CPU"},
+          {"agent": "pets", "task": "b", "wall_s": None, "finished": False, "device": None}]
+  text = dmc_table.wall_matrix(rows)
+  assert "| a | 10 | 2+ |" in text and "| b | · | · |" in text and "Ran on: CPU." in text
