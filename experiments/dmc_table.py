@@ -451,13 +451,17 @@ def _cell(row: dict, at: int) -> str:
   return f"{v['mean']:.0f} ({', '.join(f'{x:.0f}' for x in v['seeds'])})"
 
 
+def _grid(rows: list[dict]) -> tuple[list[str], list[str], dict]:
+  """``(agents, tasks, {(task, agent): row})`` in the rows' order, for the tasks x agents tables."""
+  by = {(r["task"], r["agent"]): r for r in rows}
+  return (list(dict.fromkeys(a for _, a in by)), list(dict.fromkeys(t for t, _ in by)), by)
+
+
 def matrix(rows: list[dict], at: int = 100_000, random: dict | None = None) -> str:
   """Tasks x agents at ``at`` env steps, as DreamerV3's and TD-MPC2's tables, the anchors at
   their 200k env steps beside and the random policy first; a run short of ``at`` shows its last
   evaluation, marked with its env steps; ``·``: not started."""
-  agents = list(dict.fromkeys(r["agent"] for r in rows))
-  tasks = list(dict.fromkeys(r["task"] for r in rows))
-  by = {(r["task"], r["agent"]): r for r in rows}
+  agents, tasks, by = _grid(rows)
   random = random or {}
   lines = [f"| task | random | {' | '.join(agents)} | DreamerV3 | TD-MPC2 |",
            "|" + "---|" * (len(agents) + 4)]
@@ -480,9 +484,7 @@ def matrix(rows: list[dict], at: int = 100_000, random: dict | None = None) -> s
 def wall_matrix(rows: list[dict]) -> str:
   """Tasks x agents: each row's wall-clock in minutes (over all its sessions), ``+`` where it
   has not finished, with the devices the rows ran on below."""
-  agents = list(dict.fromkeys(r["agent"] for r in rows))
-  tasks = list(dict.fromkeys(r["task"] for r in rows))
-  by = {(r["task"], r["agent"]): r for r in rows}
+  agents, tasks, by = _grid(rows)
   lines = [f"| task | {' | '.join(agents)} |", "|" + "---|" * (len(agents) + 1)]
   for task in tasks:
     cells = []
