@@ -79,3 +79,31 @@ def test_update_learning_rate_takes_effect_and_zero_leaves_params_unchanged():
     assert not np.allclose(a, b)
   for a, b in zip(learned(still), learned(state), strict=True):
     np.testing.assert_array_equal(a, b)
+
+
+def test_layer_norm_critic_bounds_q_far_outside_the_data():
+  """With ``critic_layer_norm`` each hidden layer's output is normalised, so no input, however
+  far from the data, can push |Q| past the bound that its output layer gives. A plain critic's
+  Q grows with the input, which is what lets an actor climb an extrapolated Q."""
+  obs = jax.random.normal(jax.random.PRNGKey(1), (64, 3))
+  action = jax.random.uniform(jax.random.PRNGKey(2), (64, 2), minval=-1.0, maxval=1.0)
+  batch = Transition(obs=obs, action=action, reward=jnp.ones(64), next_obs=obs,
+                     terminated=jnp.zeros(64))
+  far = jnp.linspace(1.0, 1e4, 50)[:, None] * jnp.ones((50, 2))   # actions 1 to 10,000
+  q_far = {}
+  for layer_norm in (False, True):
+    sac = make_sac(3, 2, SACConfig(hidden_sizes=(16, 16), critic_layer_norm=layer_norm))
+    state = sac.init(jax.random.PRNGKey(0), 1e-2)
+    step = jax.jit(lambda s, k, sac=sac: sac.update(s, k, batch, 0.99, 0.005, 1e-2)[0])
+    for key in jax.random.split(jax.random.PRNGKey(3), 20):   # learned norms, not the init's
+      state = step(state, key)
+    q_far[layer_norm] = np.asarray(sac.q(state.critic, jnp.ones((50, 3)), far))   # [2, 50]
+  params = state.critic["params"]
+  assert {"norm_0", "norm_1"} <= set(params), set(params)
+  for i in range(2):   # each twin: relu(LayerNorm(x)) of width H is <= sqrt(H-1)|scale| + |bias|
+    norm, out = params["norm_1"], params["output"]
+    unit_max = np.sqrt(15) * np.abs(norm["scale"][i]) + np.abs(norm["bias"][i])
+    bound = np.sum(np.abs(out["kernel"][i][:, 0]) * unit_max) + abs(float(out["bias"][i][0]))
+    assert np.all(np.abs(q_far[True][i]) <= bound + 1e-4), (np.abs(q_far[True][i]).max(), bound)
+  # The plain critic's Q at the farthest action is orders beyond anything the normed one gives.
+  assert np.all(np.abs(q_far[False][:, -1]) > 100 * np.abs(q_far[True]).max()), q_far

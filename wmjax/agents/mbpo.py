@@ -71,6 +71,7 @@ class MBPOConfig:
   sac_hidden_sizes: tuple[int, ...] = (256, 256)
   sac_batch_size: int = 256
   sac_initial_alpha: float = 0.1       # entropy temperature at the start (then learned)
+  sac_critic_layer_norm: bool = False  # LayerNorm in the critics, against Q divergence (sac.py)
   updates_per_step: int = 10           # SAC updates per agent step (G), per env
   real_ratio: float = 0.05             # fraction of each SAC batch from real data
   # Evaluation (driver).
@@ -181,7 +182,8 @@ def make_mbpo(env, config: MBPOConfig, total_steps: int) -> MBPO:
       holdout_fraction=cfg.holdout_fraction, nll_beta=cfg.nll_beta))
   sac = sac_lib.make_sac(obs_size, action_size,
                          sac_lib.SACConfig(hidden_sizes=tuple(cfg.sac_hidden_sizes),
-                                           initial_alpha=cfg.sac_initial_alpha))
+                                           initial_alpha=cfg.sac_initial_alpha,
+                                           critic_layer_norm=cfg.sac_critic_layer_norm))
   termination = (make_termination(obs_size, tuple(cfg.termination_hidden_sizes), cfg.activation,
                                   cfg.model_batch_size, cfg.model_train_steps)
                  if cfg.learn_termination else None)

@@ -32,6 +32,10 @@ class SACConfig:
   hidden_sizes: tuple[int, ...] = (256, 256)
   activation: str = "relu"
   initial_alpha: float = 1.0     # entropy temperature at the start (learned in log space)
+  # LayerNorm after each hidden layer of the critics (Ball et al. 2023, RLPD): Q at actions the
+  # data never held stays within the scale that the data's targets give the output layer, so
+  # the actor cannot climb an extrapolated Q and bootstrap it past every possible return.
+  critic_layer_norm: bool = False
 
   def __post_init__(self):
     if not self.hidden_sizes or not all(isinstance(h, int) and h >= 1
@@ -58,6 +62,7 @@ class SAC(NamedTuple):
   init: Any     # (key, lr) -> SACState
   act: Any      # (actor params, key, obs [..., O], deterministic: bool) -> action [..., A]
   update: Any   # (state, key, batch Transition [B], discount, tau, lr) -> (state, metrics)
+  q: Any        # (critic params, obs [..., O], action [..., A]) -> twin Q values [2, ...]
 
 
 def make_sac(obs_size: int, action_size: int, config: SACConfig = SACConfig()) -> SAC:
@@ -65,7 +70,8 @@ def make_sac(obs_size: int, action_size: int, config: SACConfig = SACConfig()) -
   if obs_size < 1 or action_size < 1:
     raise ValueError(f"SAC needs obs_size and action_size >= 1, got {obs_size}, {action_size}")
   actor_net = MLP(tuple(config.hidden_sizes), 2 * action_size, config.activation)
-  critic_net = MLP(tuple(config.hidden_sizes), 1, config.activation)
+  critic_net = MLP(tuple(config.hidden_sizes), 1, config.activation,
+                   layer_norm=config.critic_layer_norm)
   target_entropy = -float(action_size)
 
   def optimizer(lr):
@@ -156,4 +162,4 @@ def make_sac(obs_size: int, action_size: int, config: SACConfig = SACConfig()) -
                "sac/alpha": alpha, "sac/entropy": -jnp.mean(logp)}
     return new, metrics
 
-  return SAC(config=config, init=init, act=act, update=update)
+  return SAC(config=config, init=init, act=act, update=update, q=q_values)
