@@ -83,6 +83,7 @@ class OfflineModelConfig:
   sac_hidden_sizes: tuple[int, ...] = (256, 256)
   sac_batch_size: int = 256
   sac_initial_alpha: float = 1.0
+  sac_critic_layer_norm: bool = False  # LayerNorm in the critics, against Q divergence (sac.py)
   updates_per_iteration: int = 1000    # SAC updates per policy iteration
   real_ratio: float = 0.05             # fraction of each SAC batch from the dataset
   # Evaluation (driver), in the real env.
@@ -211,7 +212,8 @@ def _make(env, data: Transition, config: OfflineModelConfig, kind: str) -> Offli
                  if learns_termination else None)
   sac = sac_lib.make_sac(obs_size, action_size,
                          sac_lib.SACConfig(hidden_sizes=tuple(cfg.sac_hidden_sizes),
-                                           initial_alpha=cfg.sac_initial_alpha))
+                                           initial_alpha=cfg.sac_initial_alpha,
+                                           critic_layer_norm=cfg.sac_critic_layer_norm))
   reward_lo = jnp.min(data.reward)
   reward_range = jnp.maximum(jnp.max(data.reward) - reward_lo, 1e-6)
   hyper_cls = MOPOHyper if kind == "mopo" else MOReLHyper
