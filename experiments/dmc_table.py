@@ -20,10 +20,11 @@ for DM Control. Nothing is tuned per task: where a task fails, the table shows i
 
 ``report`` writes ``OUT/table.md`` (returns at fixed env-step counts, mean and per seed, with
 wall-clock and device per row; the anchors beside at their env steps; the fraction of the better
-anchor; the largest drop after the peak), ``OUT/table.json``, ``OUT/curves/<task>.png`` (each
-agent's seeds and mean) and ``OUT/all_tasks.png`` (every task, like DreamerV3's and TD-MPC2's
-score plots). Units: our x axis is env (physics) steps; ANCHORS.md counts agent steps at action
-repeat 2, so its 100k and 500k columns are 200k and 1M env steps.
+anchor; the largest drop after the peak and the largest fall from any earlier high),
+``OUT/table.json``, ``OUT/curves/<task>.png`` (each agent's seeds and mean) and
+``OUT/all_tasks.png`` (every task, like DreamerV3's and TD-MPC2's score plots).
+Units: our x axis is env (physics) steps; ANCHORS.md counts agent steps at action repeat 2, so
+its 100k and 500k columns are 200k and 1M env steps.
 """
 
 from __future__ import annotations
@@ -393,6 +394,14 @@ def largest_drop(values: np.ndarray) -> tuple[float, float, float]:
   return peak, float(peak - np.min(values[peak_index:])), float(values[-1])
 
 
+def largest_fall(values: np.ndarray) -> float:
+  """The largest fall from any earlier high: ``max_t (max(values[:t+1]) - values[t])``. A
+  curve that collapses and then comes back above its old high shows a small drop after its
+  peak, but not a small fall."""
+  values = np.asarray(values, dtype=float)
+  return float(np.max(np.maximum.accumulate(values) - values)) if values.size else 0.0
+
+
 def _action_repeat(path: pathlib.Path) -> int | None:
   """The run's action repeat, as its ``config.json`` holds it (brax's runs too)."""
   try:
@@ -430,6 +439,7 @@ def summarise(out, agents=AGENTS, tasks=TASKS, report_at=REPORT_AT) -> list[dict
         mean = returns.mean(axis=1)
         row["peak"], row["drop_after_peak"], row["final"] = largest_drop(mean)
         row["seed_drops"] = [largest_drop(returns[:, i])[1] for i in range(returns.shape[1])]
+        row["largest_fall"] = largest_fall(mean)
         anchors = ANCHORS.get(task)
         if anchors:
           best = max(v[0] for v in anchors.values())   # the better anchor at 200k env steps
@@ -513,15 +523,15 @@ def markdown(rows: list[dict], report_at=REPORT_AT, matrix_at: int = MATRIX_AT,
            "(ANCHORS.md) at 200k env steps = 100k agent steps at action repeat 2.", "",
            "| task | agent | " + " | ".join(f"{a / 1000:g}k" for a in reached)
            + " | DreamerV3 200k | TD-MPC2 200k | ours / better anchor | peak / drop after "
-           "/ final | action repeat | wall-clock | device |",
+           "/ final / largest fall | action repeat | wall-clock | device |",
            "|" + "---|" * (len(reached) + 9)]
   for row in rows:
     anchors = ANCHORS.get(row["task"], {})
     vs = row.get("vs_anchor")
     frac = (f"{100 * vs['fraction']:.0f}% at {vs['ours_at_env_steps'] // 1000}k"
             if vs else "·")
-    stab = (f"{row['peak']:.0f} / {row['drop_after_peak']:.0f} / {row['final']:.0f}"
-            if "peak" in row else "·")
+    stab = (f"{row['peak']:.0f} / {row['drop_after_peak']:.0f} / {row['final']:.0f} / "
+            f"{row['largest_fall']:.0f}" if "peak" in row else "·")
     wall = f"{row['wall_s'] / 60:.0f} min" if row.get("wall_s") else "·"
     lines.append(
         f"| {row['task']} | {row['agent']} | " + " | ".join(_cell(row, a) for a in reached)

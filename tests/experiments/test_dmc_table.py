@@ -10,6 +10,7 @@ import shutil
 import sys
 
 import numpy as np
+import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "experiments"))
 
@@ -69,6 +70,8 @@ def test_the_suite_resumes_skips_what_is_done_and_tabulates_the_runs(tmp_path):
   means = np.mean([x["eval/episode_return"] for x in lines], axis=1)
   assert row["peak"] == max(means) and row["final"] == means[-1]
   assert row["drop_after_peak"] == max(means) - min(means[int(np.argmax(means)):])
+  falls = [max(means[:t + 1]) - means[t] for t in range(len(means))]
+  assert row["largest_fall"] == pytest.approx(max(falls)) and row["largest_fall"] >= 0
   mse = [x["model/val_mse"] for x in _lines(run) if "model/val_mse" in x]
   assert row["diagnostics"]["model/val_mse"] == (float(np.mean(mse[0])), float(np.mean(mse[-1])),
                                                  mse[-1])
