@@ -107,3 +107,15 @@ def test_layer_norm_critic_bounds_q_far_outside_the_data():
     assert np.all(np.abs(q_far[True][i]) <= bound + 1e-4), (np.abs(q_far[True][i]).max(), bound)
   # The plain critic's Q at the farthest action is orders beyond anything the normed one gives.
   assert np.all(np.abs(q_far[False][:, -1]) > 100 * np.abs(q_far[True]).max()), q_far
+
+
+def test_agents_hand_their_prefixed_settings_to_sac():
+  """MBPO's and MOPO's ``sac_*`` fields reach the SACConfig their learner is built with."""
+  from wmjax.agents.mbpo import MBPOConfig
+  from wmjax.agents.mopo import OfflineModelConfig
+  from wmjax.agents.sac import config_from
+  for cls in (MBPOConfig, OfflineModelConfig):
+    cfg = config_from(cls(sac_hidden_sizes=[7, 5], sac_initial_alpha=0.3,
+                          sac_critic_layer_norm=True))
+    assert cfg == SACConfig(hidden_sizes=(7, 5), initial_alpha=0.3, critic_layer_norm=True)
+  assert config_from(MBPOConfig()).activation == SACConfig().activation   # not held: default

@@ -180,10 +180,7 @@ def make_mbpo(env, config: MBPOConfig, total_steps: int) -> MBPO:
       num_elites=cfg.num_elites, hidden_sizes=tuple(cfg.hidden_sizes), activation=cfg.activation,
       learn_reward=True, batch_size=cfg.model_batch_size, train_steps=cfg.model_train_steps,
       holdout_fraction=cfg.holdout_fraction, nll_beta=cfg.nll_beta))
-  sac = sac_lib.make_sac(obs_size, action_size,
-                         sac_lib.SACConfig(hidden_sizes=tuple(cfg.sac_hidden_sizes),
-                                           initial_alpha=cfg.sac_initial_alpha,
-                                           critic_layer_norm=cfg.sac_critic_layer_norm))
+  sac = sac_lib.make_sac(obs_size, action_size, sac_lib.config_from(cfg))
   termination = (make_termination(obs_size, tuple(cfg.termination_hidden_sizes), cfg.activation,
                                   cfg.model_batch_size, cfg.model_train_steps)
                  if cfg.learn_termination else None)

@@ -210,10 +210,7 @@ def _make(env, data: Transition, config: OfflineModelConfig, kind: str) -> Offli
   termination = (make_termination(obs_size, tuple(cfg.termination_hidden_sizes), cfg.activation,
                                   cfg.model_batch_size, cfg.model_steps_per_iteration)
                  if learns_termination else None)
-  sac = sac_lib.make_sac(obs_size, action_size,
-                         sac_lib.SACConfig(hidden_sizes=tuple(cfg.sac_hidden_sizes),
-                                           initial_alpha=cfg.sac_initial_alpha,
-                                           critic_layer_norm=cfg.sac_critic_layer_norm))
+  sac = sac_lib.make_sac(obs_size, action_size, sac_lib.config_from(cfg))
   reward_lo = jnp.min(data.reward)
   reward_range = jnp.maximum(jnp.max(data.reward) - reward_lo, 1e-6)
   hyper_cls = MOPOHyper if kind == "mopo" else MOReLHyper

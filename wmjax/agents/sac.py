@@ -20,7 +20,7 @@ import optax
 from wmjax.nets.mlp import MLP, get_activation
 from wmjax.types import Array, Key, Transition
 
-__all__ = ["SACConfig", "SACState", "SAC", "make_sac"]
+__all__ = ["SACConfig", "SACState", "SAC", "make_sac", "config_from"]
 
 _LOG_STD_MIN, _LOG_STD_MAX = -5.0, 2.0
 
@@ -44,6 +44,17 @@ class SACConfig:
     get_activation(self.activation)
     if self.initial_alpha <= 0:
       raise ValueError(f"initial_alpha must be > 0, got {self.initial_alpha}")
+
+
+def config_from(settings, prefix: str = "sac_") -> SACConfig:
+  """The ``SACConfig`` an agent's own config holds as ``<prefix><field>`` (MBPO's and MOPO's
+  ``sac_hidden_sizes``, ``sac_initial_alpha``, ...); fields it does not hold keep SAC's
+  defaults, so a new SAC option reaches every agent that names it, with no plumbing."""
+  values = {f.name: getattr(settings, prefix + f.name) for f in dataclasses.fields(SACConfig)
+            if hasattr(settings, prefix + f.name)}
+  if "hidden_sizes" in values:
+    values["hidden_sizes"] = tuple(values["hidden_sizes"])
+  return SACConfig(**values)
 
 
 class SACState(NamedTuple):
